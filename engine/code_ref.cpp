@@ -1,0 +1,187 @@
+#include "procpool/detail/code_ref.hpp"
+
+#include <elf.h>
+#include <link.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <shared_mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "procpool/errors.hpp"
+
+namespace procpool::detail {
+namespace {
+
+struct Module {
+  std::string path;
+  std::uintptr_t bias = 0;  // dlpi_addr: what the linker's p_vaddr values are relative to
+  std::uint64_t hash = 0;   // FNV-1a of the GNU build-id; 0 if the module has none
+  std::vector<std::pair<std::uintptr_t, std::uintptr_t>> code;  // executable [begin, end)
+
+  bool holds(std::uintptr_t address) const {
+    for (const auto& [begin, end] : code)
+      if (address >= begin && address < end) return true;
+    return false;
+  }
+};
+
+// An immutable snapshot: readers keep it alive after dropping the lock, and a
+// re-scan swaps in a new one instead of mutating what readers may be using.
+using Table = std::shared_ptr<const std::vector<Module>>;
+
+std::string hex(std::uint64_t value) {
+  char buf[2 + 16 + 1];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(value));
+  return buf;
+}
+
+std::uint64_t fnv1a(const unsigned char* bytes, std::size_t size) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (std::size_t i = 0; i < size; ++i) h = (h ^ bytes[i]) * 0x100000001b3ULL;
+  return h == 0 ? 1 : h;  // 0 means "no build-id" in Module::hash
+}
+
+// Hash of the NT_GNU_BUILD_ID note in one PT_NOTE segment, or 0. Every length
+// comes from the file, so each is checked against the segment before use.
+// Notes are padded to 4 bytes, except in segments aligned to 8 (gABI, e.g.
+// .note.gnu.property), which readelf and the kernel treat as 8-byte padded.
+std::uint64_t build_id_hash(const unsigned char* notes, std::size_t size, std::size_t align) {
+  const auto pad = [align](std::size_t n) { return (n + align - 1) & ~(align - 1); };
+  std::size_t pos = 0;
+  while (size - pos >= sizeof(ElfW(Nhdr))) {
+    ElfW(Nhdr) note;
+    std::memcpy(&note, notes + pos, sizeof note);  // memcpy: no alignment assumption
+    pos += sizeof note;
+    const std::size_t name_size = pad(note.n_namesz);  // 32-bit fields: no overflow
+    if (name_size > size - pos || note.n_descsz > size - pos - name_size) return 0;
+    if (note.n_type == NT_GNU_BUILD_ID && note.n_namesz == 4 && note.n_descsz > 0 &&
+        std::memcmp(notes + pos, "GNU", 4) == 0)
+      return fnv1a(notes + pos + name_size, note.n_descsz);
+    pos += std::min(name_size + pad(note.n_descsz), size - pos);
+  }
+  return 0;
+}
+
+struct Scan {
+  std::vector<Module> modules;
+  std::exception_ptr error;  // exceptions must not unwind through the C loader
+};
+
+int scan_one(dl_phdr_info* info, std::size_t, void* data) {
+  auto& scan = *static_cast<Scan*>(data);
+  try {
+    Module m;
+    m.path = info->dlpi_name && *info->dlpi_name ? info->dlpi_name : "the main executable";
+    m.bias = info->dlpi_addr;
+    for (ElfW(Half) i = 0; i < info->dlpi_phnum; ++i) {
+      const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+      if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X))
+        m.code.emplace_back(m.bias + ph.p_vaddr, m.bias + ph.p_vaddr + ph.p_memsz);
+      if (ph.p_type != PT_NOTE || m.hash != 0) continue;
+      // Only read a note that a PT_LOAD maps from the file: nothing else is in memory.
+      bool mapped = false;
+      for (ElfW(Half) j = 0; j < info->dlpi_phnum; ++j) {
+        const ElfW(Phdr)& load = info->dlpi_phdr[j];
+        mapped |= load.p_type == PT_LOAD && ph.p_vaddr >= load.p_vaddr &&
+                  ph.p_vaddr + ph.p_filesz <= load.p_vaddr + load.p_filesz;
+      }
+      if (mapped)
+        m.hash = build_id_hash(reinterpret_cast<const unsigned char*>(m.bias + ph.p_vaddr),
+                               ph.p_filesz, ph.p_align == 8 ? 8 : 4);
+    }
+    scan.modules.push_back(std::move(m));
+    return 0;
+  } catch (...) {
+    scan.error = std::current_exception();
+    return 1;  // stop iterating
+  }
+}
+
+struct Cache {
+  std::shared_mutex mutex;
+  Table table;
+
+  Cache() {
+    // A fork() while another thread holds the lock would leave it held forever
+    // in the child, and workers call resolve_code_ref right after fork. So hold
+    // it across fork. The child re-creates it instead of unlocking, because the
+    // owner's thread id (checked by glibc's unlock) changes in the child.
+    pthread_atfork([] { cache().mutex.lock(); }, [] { cache().mutex.unlock(); },
+                   [] { new (&cache().mutex) std::shared_mutex; });
+  }
+
+  // Leaked on purpose: usable from other static destructors and atfork handlers.
+  static Cache& cache() {
+    static Cache& c = *new Cache;
+    return c;
+  }
+};
+
+// The cached table, or a fresh scan of the loaded modules if `rescan` or none
+// is cached yet. The scan runs outside the lock (it takes the loader's lock).
+Table modules(bool rescan) {
+  Cache& c = Cache::cache();
+  if (!rescan) {
+    std::shared_lock lock(c.mutex);
+    if (c.table) return c.table;
+  }
+  Scan scan;
+  dl_iterate_phdr(scan_one, &scan);
+  if (scan.error) std::rethrow_exception(scan.error);
+  auto fresh = std::make_shared<const std::vector<Module>>(std::move(scan.modules));
+  std::unique_lock lock(c.mutex);
+  c.table = fresh;
+  return fresh;
+}
+
+// The first module matching `pred`, searching the cache and then, on a miss,
+// a re-scan (a library may have been dlopen'ed since the last one). The
+// returned table keeps the module alive.
+template <class Pred>
+std::pair<Table, const Module*> find_module(Pred pred) {
+  for (bool rescan : {false, true}) {
+    Table table = modules(rescan);
+    for (const Module& m : *table)
+      if (pred(m)) return {table, &m};
+  }
+  return {nullptr, nullptr};
+}
+
+}  // namespace
+
+CodeRef code_ref_of(std::uintptr_t address) {
+  const auto [table, m] = find_module([&](const Module& m) { return m.holds(address); });
+  const std::string what = "procpool: cannot name code at " + hex(address) + ": ";
+  if (!m) throw SerializationError(what + "no loaded module holds it in an executable segment");
+  if (m->hash == 0)
+    throw SerializationError(what + "module " + m->path +
+                             " has no GNU build-id (link with -Wl,--build-id)");
+  return {m->hash, address - m->bias};
+}
+
+std::uintptr_t resolve_code_ref(const CodeRef& ref) {
+  const auto [table, m] =
+      find_module([&](const Module& m) { return m.hash != 0 && m.hash == ref.module; });
+  const std::string what = "procpool: cannot resolve callable: ";
+  if (!m)
+    throw SerializationError(what + "no module with build-id hash " + hex(ref.module) +
+                             " is loaded in process " + std::to_string(getpid()) +
+                             " (is the worker running a different build?)");
+  const std::uintptr_t address = m->bias + ref.offset;
+  if (!m->holds(address))
+    throw SerializationError(what + "offset " + hex(ref.offset) +
+                             " is outside the executable segments of " + m->path);
+  return address;
+}
+
+}  // namespace procpool::detail

@@ -1,0 +1,28 @@
+// Thin wrappers over the futex system call.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+namespace procpool::detail {
+
+// Whether the word lives in memory shared between processes (then the kernel
+// keys the futex by page, not by address space).
+enum class FutexScope { process_private, shared };
+
+// Sleeps while *word == expected, until woken or `timeout` (negative: none)
+// has passed. Returns false on time-out. Spurious returns are possible.
+bool futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected, std::chrono::nanoseconds timeout,
+                FutexScope scope) noexcept;
+void futex_wake_all(const std::atomic<std::uint32_t>& word, FutexScope scope) noexcept;
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+}  // namespace procpool::detail

@@ -1,0 +1,45 @@
+#include "procpool/pool.hpp"
+
+#include <sched.h>
+
+#include "engine/pool_core.hpp"
+
+namespace procpool {
+
+int cpu_count() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0) {
+    const int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  return 1;
+}
+
+namespace detail {
+void submit_task(PoolCore& core, std::shared_ptr<ResultStateBase> state, FunctionRef<void(OutputBuffer&)> encode) {
+  core.submit(std::move(state), encode);
+}
+}  // namespace detail
+
+namespace {
+PoolOptions with_processes(int processes) {
+  if (processes < 1) throw ValueError("procpool::Pool: processes must be at least 1");
+  PoolOptions options;
+  options.processes = processes;
+  return options;
+}
+}  // namespace
+
+Pool::Pool() : Pool(PoolOptions{}) {}
+Pool::Pool(int processes) : Pool(with_processes(processes)) {}
+Pool::Pool(PoolOptions options) : core_(std::make_unique<detail::PoolCore>(std::move(options))) {}
+Pool::~Pool() { core_->finish(); }
+
+void Pool::close() { core_->close(); }
+void Pool::join() { core_->join(); }
+void Pool::terminate() { core_->terminate(); }
+int Pool::size() const { return core_->size(); }
+std::vector<pid_t> Pool::worker_pids() const { return core_->worker_pids(); }
+
+}  // namespace procpool

@@ -1,0 +1,497 @@
+#include "engine/pool_core.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <optional>
+#include <poll.h>
+#include <string>
+#include <sys/eventfd.h>
+#include <sys/wait.h>
+
+#include "engine/worker.hpp"
+#include "serialization/error_codec.hpp"
+#include "serialization/side_channel.hpp"
+
+namespace procpool::detail {
+
+namespace {
+
+// Bytes per ring; a payload over a quarter of it goes through a memfd.
+constexpr std::size_t ring_capacity = std::size_t{256} << 10;
+// Tasks queued in one worker's ring at most; more wait in the parent's
+// backlog, so a slow task holds back few others.
+constexpr std::size_t max_inflight_per_worker = 64;
+// Rounds the result thread polls before it sleeps.
+constexpr int result_wait_spins = 2000;
+// Result frames handled in one go per worker before looking at the others.
+constexpr int drain_batch = 256;
+
+std::string describe_exit(pid_t pid, int status) {
+  std::string text = "procpool: worker pid " + std::to_string(pid);
+  if (WIFSIGNALED(status)) {
+    const int sig = WTERMSIG(status);
+    const char* name = sigabbrev_np(sig);
+    text += " was killed by signal " + std::to_string(sig) + (name != nullptr ? std::string(" (SIG") + name + ")" : "");
+  } else if (WIFEXITED(status)) {
+    text += " exited with status " + std::to_string(WEXITSTATUS(status));
+  } else {
+    text += " ended (wait status " + std::to_string(status) + ")";
+  }
+  return text;
+}
+
+int checked_processes(const PoolOptions& options) {
+  if (options.processes < 0) throw ValueError("procpool::Pool: processes must be at least 1");
+  return options.processes == 0 ? cpu_count() : options.processes;
+}
+
+}  // namespace
+
+PoolCore::PoolCore(PoolOptions options)
+    : options_(std::move(options)), processes_(checked_processes(options_)), region_(processes_, ring_capacity) {
+  slots_.resize(static_cast<std::size_t>(processes_));
+  for (int i = 0; i < processes_; ++i) {
+    slots_[static_cast<std::size_t>(i)].tasks = region_.task_ring(i);
+    slots_[static_cast<std::size_t>(i)].results = region_.result_ring(i);
+  }
+  // Everything the workers need is in this object, which the zygote inherits
+  // as it is now (options_ included) and keeps unchanged.
+  zygote_ = std::make_unique<Zygote>([this](int slot, UniqueFd socket, int) {
+    const WorkerConfig config{&region_, slot, &options_.initializer, options_.maxtasksperchild};
+    run_worker(config, std::move(socket));
+  });
+  for (int i = 0; i < processes_; ++i) zygote_->request({ZygoteRequest::Op::spawn, i, 0, 0});
+  // Wait for the first workers here, so worker_pids() is complete on return.
+  for (int started = 0; started < processes_;) {
+    ZygoteReport report{};
+    UniqueFd socket;
+    if (!zygote_->read_report(report, socket)) throw Error("procpool::Pool: the zygote died while starting workers");
+    if (report.op == ZygoteReport::Op::spawned) {
+      on_spawned(report.slot, report.pid, std::move(socket));
+      ++started;
+    } else if (report.op == ZygoteReport::Op::spawn_failed) {
+      throw Error(std::string("procpool::Pool: cannot fork a worker: ") + std::strerror(report.status));
+    } else {
+      std::lock_guard lock(events_mutex_);
+      events_.push_back({report, std::move(socket)});
+    }
+  }
+  monitor_wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!monitor_wake_) throw Error("procpool::Pool: cannot create an eventfd");
+  result_thread_ = std::thread([this] { result_loop(); });
+  monitor_thread_ = std::thread([this] { monitor_loop(); });
+}
+
+PoolCore::~PoolCore() {
+  {
+    std::lock_guard lock(mutex_);
+    if (phase_ == Phase::running) phase_ = Phase::closing;
+  }
+  if (!joined_) {
+    zygote_->shutdown(std::chrono::milliseconds(2000));
+    stop_threads();
+  }
+}
+
+void PoolCore::check_running(const char* call) const {
+  if (phase_ != Phase::running) {
+    throw ValueError(std::string("procpool::Pool::") + call + ": pool is " +
+                     (phase_ == Phase::closing ? "closed" : "terminated"));
+  }
+}
+
+void PoolCore::submit(std::shared_ptr<ResultStateBase> state, FunctionRef<void(OutputBuffer&)> encode) {
+  {
+    std::lock_guard lock(mutex_);
+    check_running("apply_async");
+  }
+  // Serialize outside the lock, into a per-thread buffer that is reused.
+  thread_local OutputBuffer out;
+  out.reset(nullptr, 0, ring_capacity / 4);
+  try {
+    encode(out);
+  } catch (const SerializationError& e) {
+    state->fail(std::current_exception());
+    return;
+  } catch (const std::exception& e) {
+    state->fail(std::make_exception_ptr(
+        SerializationError(std::string("procpool::Pool::apply_async: cannot serialize the task: ") + e.what())));
+    return;
+  }
+  Task task;
+  task.state = std::move(state);
+  if (out.storage() == OutputBuffer::Storage::memfd) {
+    task.memfd_size = out.size();
+    task.memfd.reset(out.release_memfd());
+  }
+  std::lock_guard lock(mutex_);
+  check_running("apply_async");
+  task.id = next_id_++;
+  if (backlog_.empty() && dispatch_locked(task, out.data(), out.size())) return;
+  if (!task.memfd) task.bytes.assign(out.data(), out.data() + out.size());
+  backlog_.push_back(std::move(task));
+}
+
+bool PoolCore::dispatch_locked(Task& task, const char* bytes, std::size_t size) {
+  // The least loaded worker that takes tasks and has room.
+  Slot* best = nullptr;
+  int best_index = -1;
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    Slot& s = slots_[i];
+    if (s.state != Slot::State::running || s.stop_sent || s.inflight.size() >= max_inflight_per_worker) continue;
+    if (best == nullptr || s.inflight.size() < best->inflight.size()) {
+      best = &s;
+      best_index = static_cast<int>(i);
+    }
+  }
+  if (best == nullptr) return false;
+  if (task.memfd) {
+    const std::uint64_t length = task.memfd_size;
+    if (!best->tasks.has_room_for(sizeof length)) return false;
+    try {
+      send_fd(best->socket.get(), task.memfd.get());
+    } catch (const SerializationError&) {
+      return false;  // the worker is going away; the task waits for its replacement
+    }
+    best->tasks.push(FrameKind::task, frame_side_channel, task.id, &length, sizeof length);
+  } else if (!best->tasks.push(FrameKind::task, 0, task.id, bytes, size)) {
+    return false;
+  }
+  task.bytes.clear();
+  task.bytes.shrink_to_fit();
+  best->inflight.push_back(std::move(task));
+  region_.slot(best_index).tasks_bell.ring();
+  return true;
+}
+
+void PoolCore::dispatch_backlog_locked() {
+  while (!backlog_.empty()) {
+    Task& task = backlog_.front();
+    if (!dispatch_locked(task, task.bytes.data(), task.bytes.size())) return;
+    backlog_.pop_front();
+  }
+}
+
+void PoolCore::send_stops_locked() {
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    Slot& s = slots_[i];
+    if (s.state == Slot::State::running && !s.stop_sent && s.tasks.push(FrameKind::stop, 0, 0, nullptr, 0)) {
+      s.stop_sent = true;
+      region_.slot(static_cast<int>(i)).tasks_bell.ring();
+    }
+  }
+}
+
+bool PoolCore::all_exited_locked() const {
+  return std::all_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.state == Slot::State::exited; });
+}
+
+void PoolCore::close() {
+  {
+    std::lock_guard lock(mutex_);
+    check_running("close");
+    phase_ = Phase::closing;
+  }
+  signal_result_thread();
+}
+
+void PoolCore::join() {
+  {
+    std::lock_guard lock(mutex_);
+    if (phase_ == Phase::running) {
+      throw ValueError("procpool::Pool::join: pool is still running; call close() or terminate() first");
+    }
+  }
+  std::lock_guard join_lock(join_mutex_);
+  if (joined_) return;
+  if (result_thread_.joinable()) result_thread_.join();
+  zygote_->shutdown(std::chrono::milliseconds(2000));
+  stop_threads();
+  joined_ = true;
+}
+
+void PoolCore::terminate() {
+  std::vector<Task> unfinished;
+  {
+    std::lock_guard lock(mutex_);
+    check_running("terminate");
+    phase_ = Phase::terminated;
+    for (Slot& s : slots_) {
+      for (Task& t : s.inflight) unfinished.push_back(std::move(t));
+      s.inflight.clear();
+    }
+    for (Task& t : backlog_) unfinished.push_back(std::move(t));
+    backlog_.clear();
+  }
+  // SIGKILL, not SIGTERM: a worker that blocks or ignores signals cannot hold us up.
+  zygote_->shutdown(std::chrono::milliseconds(2000));
+  const auto error = std::make_exception_ptr(
+      PoolTerminated("procpool::Pool::terminate: the pool was terminated before the task finished"));
+  for (Task& t : unfinished) t.state->fail(error);
+  std::lock_guard join_lock(join_mutex_);
+  if (joined_) return;
+  signal_result_thread();
+  if (result_thread_.joinable()) result_thread_.join();
+  stop_threads();
+  joined_ = true;
+}
+
+void PoolCore::finish() noexcept {
+  try {
+    {
+      std::lock_guard lock(mutex_);
+      if (phase_ == Phase::running) phase_ = Phase::closing;
+    }
+    signal_result_thread();
+    join();
+  } catch (...) {
+    // join() only throws while running, which the lines above rule out.
+  }
+}
+
+int PoolCore::size() const {
+  std::lock_guard lock(mutex_);
+  check_running("size");
+  return processes_;
+}
+
+std::vector<pid_t> PoolCore::worker_pids() const {
+  std::lock_guard lock(mutex_);
+  check_running("worker_pids");
+  std::vector<pid_t> pids;
+  for (const Slot& s : slots_) {
+    if (s.state == Slot::State::running) pids.push_back(s.pid);
+  }
+  return pids;
+}
+
+void PoolCore::signal_result_thread() noexcept {
+  signals_.fetch_add(1, std::memory_order_release);
+  region_.pool().parent_bell.ring_always();
+}
+
+void PoolCore::stop_threads() noexcept {
+  signal_result_thread();
+  if (result_thread_.joinable()) result_thread_.join();
+  if (monitor_wake_) {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const auto n = ::write(monitor_wake_.get(), &one, sizeof one);
+  }
+  if (monitor_thread_.joinable()) monitor_thread_.join();
+}
+
+void PoolCore::result_loop() {
+  std::uint32_t seen_signals = signals_.load(std::memory_order_acquire);
+  for (;;) {
+    bool progressed = false;
+    for (int i = 0; i < processes_; ++i) progressed |= drain_results(i);
+    progressed |= handle_events();
+    {
+      std::lock_guard lock(mutex_);
+      if (phase_ == Phase::terminated) return;
+      dispatch_backlog_locked();
+      if (phase_ == Phase::closing && backlog_.empty()) send_stops_locked();
+      if (phase_ == Phase::closing && all_exited_locked()) return;
+    }
+    if (progressed) continue;
+    region_.pool().parent_bell.wait(
+        [&] {
+          if (signals_.load(std::memory_order_acquire) != seen_signals) return true;
+          for (Slot& s : slots_) {
+            if (!s.results.empty()) return true;
+          }
+          return false;
+        },
+        result_wait_spins);
+    seen_signals = signals_.load(std::memory_order_acquire);
+  }
+}
+
+bool PoolCore::drain_results(int index) {
+  Slot& slot = slots_[static_cast<std::size_t>(index)];
+  int handled = 0;
+  FrameView frame{};
+  for (; handled < drain_batch; ++handled) {
+    const Ring::Peek peek = slot.results.peek(frame);
+    if (peek == Ring::Peek::empty) break;
+    Task task;
+    {
+      std::lock_guard lock(mutex_);
+      const bool matches = peek == Ring::Peek::frame && frame.header.kind == FrameKind::result &&
+                           !slot.inflight.empty() && slot.inflight.front().id == frame.header.task_id;
+      if (!matches) {
+        // The ring cannot be trusted past this point: replace the worker; its
+        // exit fails the task it was running and re-queues the rest.
+        if (slot.state == Slot::State::running) zygote_->request({ZygoteRequest::Op::kill, index, slot.pid, SIGKILL});
+        slot.results.reset();
+        break;
+      }
+      task = std::move(slot.inflight.front());
+      slot.inflight.pop_front();
+    }
+    complete(task, frame, index);
+    slot.results.pop(frame);
+  }
+  if (handled != 0) region_.slot(index).results_space_bell.ring();
+  return handled != 0;
+}
+
+void PoolCore::complete(Task& task, const FrameView& frame, int index) {
+  Slot& slot = slots_[static_cast<std::size_t>(index)];
+  try {
+    std::optional<SideChannelPayload> side;
+    InputBuffer in(frame.payload, frame.header.size);
+    if ((frame.header.flags & frame_side_channel) != 0) {
+      std::uint64_t size = 0;
+      in.read(&size, sizeof size);
+      side.emplace(receive_fd(slot.socket.get()), static_cast<std::size_t>(size));
+      in = InputBuffer(side->data(), side->size());
+    }
+    std::uint8_t status = 0;
+    in.read(&status, 1);
+    if (status == static_cast<std::uint8_t>(ResultStatus::value)) {
+      task.state->deliver(in);
+    } else if (status == static_cast<std::uint8_t>(ResultStatus::error)) {
+      task.state->fail(decode_exception(in, slot.pid));
+    } else {
+      throw SerializationError("procpool: a result frame has an unknown status " + std::to_string(status));
+    }
+  } catch (const SerializationError&) {
+    task.state->fail(std::current_exception());
+  } catch (const std::exception& e) {
+    task.state->fail(
+        std::make_exception_ptr(SerializationError(std::string("procpool: cannot deserialize a task's result: ") + e.what())));
+  }
+}
+
+bool PoolCore::handle_events() {
+  std::vector<Event> events;
+  {
+    std::lock_guard lock(events_mutex_);
+    events.swap(events_);
+  }
+  for (Event& e : events) {
+    switch (e.report.op) {
+      case ZygoteReport::Op::spawned: on_spawned(e.report.slot, e.report.pid, std::move(e.socket)); break;
+      case ZygoteReport::Op::exited: on_exited(e.report.slot, e.report.pid, e.report.status); break;
+      case ZygoteReport::Op::spawn_failed: on_zygote_lost(); break;
+    }
+  }
+  return !events.empty();
+}
+
+void PoolCore::on_spawned(int index, pid_t pid, UniqueFd socket) {
+  std::lock_guard lock(mutex_);
+  if (index < 0 || index >= processes_) return;
+  Slot& slot = slots_[static_cast<std::size_t>(index)];
+  slot.pid = pid;
+  slot.socket = std::move(socket);
+  slot.stop_sent = false;
+  slot.state = Slot::State::running;
+}
+
+void PoolCore::on_exited(int index, pid_t pid, int status) {
+  if (index < 0 || index >= processes_) return;
+  Slot& slot = slots_[static_cast<std::size_t>(index)];
+  {
+    std::lock_guard lock(mutex_);
+    if (slot.state != Slot::State::running || slot.pid != pid) return;
+  }
+  // Results it published before dying are good: take them first.
+  while (drain_results(index)) {
+  }
+  std::vector<std::pair<Task, std::exception_ptr>> failed;
+  {
+    std::lock_guard lock(mutex_);
+    const std::uint64_t running = region_.slot(index).running_task.load(std::memory_order_acquire);
+    const bool ring_corrupt = WIFEXITED(status) && WEXITSTATUS(status) == worker_exit_corrupt_ring;
+    const std::string why = describe_exit(pid, status);
+    // Walk the frames the worker did not finish: its task, if it was running
+    // one, is lost; the others never started and go back to the queue.
+    std::uint64_t position = slot.tasks.head_position();
+    bool skipped_finished = false;
+    std::deque<Task> requeue;
+    while (!slot.inflight.empty()) {
+      Task task = std::move(slot.inflight.front());
+      slot.inflight.pop_front();
+      FrameView frame{};
+      bool found = slot.tasks.peek_at(position, frame);
+      if (found && frame.header.task_id != task.id && !skipped_finished) {
+        // The task whose result we just took may not have been popped yet.
+        skipped_finished = true;
+        position += frame.span;
+        found = slot.tasks.peek_at(position, frame);
+      }
+      if (found) position += frame.span;
+      if (task.id == running) {
+        failed.emplace_back(std::move(task), std::make_exception_ptr(WorkerLost(why + " while running the task")));
+      } else if (ring_corrupt || !found || frame.header.task_id != task.id || frame.header.kind != FrameKind::task) {
+        failed.emplace_back(std::move(task), std::make_exception_ptr(SerializationError(
+                                                 "procpool: the task's frame in shared memory was corrupted (" + why + ")")));
+      } else {
+        if ((frame.header.flags & frame_side_channel) == 0) {
+          task.bytes.assign(frame.payload, frame.payload + frame.header.size);
+        }
+        requeue.push_back(std::move(task));
+      }
+    }
+    backlog_.insert(backlog_.begin(), std::make_move_iterator(requeue.begin()), std::make_move_iterator(requeue.end()));
+    slot.tasks.reset();
+    slot.results.reset();
+    region_.slot(index).running_task.store(0, std::memory_order_relaxed);
+    slot.pid = 0;
+    slot.socket.reset();
+    slot.stop_sent = false;
+    slot.state = Slot::State::exited;
+    const bool needed = phase_ == Phase::running || (phase_ == Phase::closing && !backlog_.empty());
+    if (needed) {
+      slot.state = Slot::State::starting;
+      zygote_->request({ZygoteRequest::Op::spawn, index, 0, 0});
+    }
+  }
+  for (auto& [task, error] : failed) task.state->fail(error);
+}
+
+void PoolCore::on_zygote_lost() {
+  // Without the zygote no worker can be started again: fail what is left.
+  std::vector<Task> lost;
+  {
+    std::lock_guard lock(mutex_);
+    for (Slot& s : slots_) {
+      for (Task& t : s.inflight) lost.push_back(std::move(t));
+      s.inflight.clear();
+      s.state = Slot::State::exited;
+      s.pid = 0;
+    }
+    for (Task& t : backlog_) lost.push_back(std::move(t));
+    backlog_.clear();
+    if (phase_ == Phase::running) phase_ = Phase::closing;
+  }
+  const auto error = std::make_exception_ptr(WorkerLost("procpool: the pool's zygote process died; no worker is left"));
+  for (Task& t : lost) t.state->fail(error);
+}
+
+void PoolCore::monitor_loop() {
+  for (;;) {
+    pollfd fds[2] = {{zygote_->control_fd(), POLLIN, 0}, {monitor_wake_.get(), POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    if (fds[1].revents != 0) return;
+    if (fds[0].revents == 0) continue;
+    Event event{};
+    const bool alive = zygote_->read_report(event.report, event.socket);
+    if (!alive) event.report = {ZygoteReport::Op::spawn_failed, -1, -1, 0};
+    {
+      std::lock_guard lock(events_mutex_);
+      events_.push_back(std::move(event));
+    }
+    signal_result_thread();
+    if (!alive) return;
+  }
+}
+
+}  // namespace procpool::detail

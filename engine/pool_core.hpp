@@ -1,0 +1,114 @@
+// The parent side of a pool: dispatch into task rings, a result thread that
+// drains result rings, and a monitor thread that listens to the zygote.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <sys/types.h>
+#include <thread>
+#include <vector>
+
+#include "engine/shared_region.hpp"
+#include "engine/unique_fd.hpp"
+#include "engine/zygote.hpp"
+#include "procpool/detail/function_ref.hpp"
+#include "procpool/detail/result_state.hpp"
+#include "procpool/pool.hpp"
+
+namespace procpool::detail {
+
+class PoolCore {
+ public:
+  explicit PoolCore(PoolOptions options);
+  PoolCore(const PoolCore&) = delete;
+  PoolCore& operator=(const PoolCore&) = delete;
+  // Terminates whatever is still running.
+  ~PoolCore();
+
+  void submit(std::shared_ptr<ResultStateBase> state, FunctionRef<void(OutputBuffer&)> encode);
+  void close();
+  void join();
+  void terminate();
+  // Called by ~Pool: close (if running) and join, never throwing.
+  void finish() noexcept;
+
+  int size() const;
+  std::vector<pid_t> worker_pids() const;
+
+ private:
+  enum class Phase { running, closing, terminated };
+
+  // A task the parent still answers for: queued here, or in a worker's ring.
+  struct Task {
+    std::uint64_t id = 0;
+    std::shared_ptr<ResultStateBase> state;
+    std::vector<char> bytes;    // the payload, while it waits in the backlog
+    UniqueFd memfd;             // a large payload, kept until its result is in
+    std::uint64_t memfd_size = 0;
+  };
+
+  struct Slot {
+    enum class State { starting, running, exited };
+    State state = State::starting;
+    pid_t pid = 0;
+    UniqueFd socket;
+    Ring tasks;
+    Ring results;
+    bool stop_sent = false;
+    std::deque<Task> inflight;  // dispatched to this worker, in ring order
+  };
+
+  struct Event {
+    ZygoteReport report;
+    UniqueFd socket;
+  };
+
+  // Submission and dispatch (under mutex_).
+  void check_running(const char* call) const;
+  bool dispatch_locked(Task& task, const char* bytes, std::size_t size);
+  void dispatch_backlog_locked();
+  void send_stops_locked();
+  bool all_exited_locked() const;
+
+  // Result thread.
+  void result_loop();
+  bool drain_results(int slot);
+  void complete(Task& task, const FrameView& frame, int slot);
+  bool handle_events();
+  void on_spawned(int slot, pid_t pid, UniqueFd socket);
+  void on_exited(int slot, pid_t pid, int status);
+  void on_zygote_lost();
+
+  // Monitor thread.
+  void monitor_loop();
+
+  void stop_threads() noexcept;
+  void signal_result_thread() noexcept;
+
+  PoolOptions options_;
+  int processes_;
+  SharedRegion region_;
+  std::unique_ptr<Zygote> zygote_;
+
+  mutable std::mutex mutex_;
+  Phase phase_ = Phase::running;
+  std::vector<Slot> slots_;
+  std::deque<Task> backlog_;
+  std::uint64_t next_id_ = 1;
+
+  std::mutex events_mutex_;
+  std::vector<Event> events_;
+  std::atomic<std::uint32_t> signals_{0};  // bumped by other threads to wake the result thread
+
+  UniqueFd monitor_wake_;
+  std::thread result_thread_;
+  std::thread monitor_thread_;
+  std::mutex join_mutex_;
+  bool joined_ = false;
+};
+
+}  // namespace procpool::detail

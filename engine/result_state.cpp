@@ -1,0 +1,77 @@
+#include "procpool/detail/result_state.hpp"
+
+#include <cstdio>
+
+#include "engine/futex.hpp"
+
+namespace procpool::detail {
+
+namespace {
+
+// Rounds of polling before a waiter sleeps: a result that is microseconds away
+// is taken without the cost of a futex sleep and wake-up.
+constexpr int wait_spins = 4000;
+
+}  // namespace
+
+ResultStateBase::~ResultStateBase() = default;
+
+void ResultStateBase::wait() const noexcept { wait_for(std::chrono::nanoseconds(-1)); }
+
+bool ResultStateBase::wait_for(std::chrono::nanoseconds timeout) const noexcept {
+  for (int i = 0; i < wait_spins; ++i) {
+    if (ready()) return true;
+    cpu_relax();
+  }
+  const bool forever = timeout.count() < 0;
+  const auto deadline = std::chrono::steady_clock::now() + (forever ? std::chrono::nanoseconds(0) : timeout);
+  while (!ready()) {
+    std::chrono::nanoseconds left(-1);
+    if (!forever) {
+      left = deadline - std::chrono::steady_clock::now();
+      if (left.count() <= 0) return false;
+    }
+    waiters_.fetch_add(1, std::memory_order_seq_cst);
+    futex_wait(done_, 0, left, FutexScope::process_private);
+    waiters_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  return true;
+}
+
+void ResultStateBase::fail(std::exception_ptr error) noexcept {
+  if (ready()) return;
+  error_ = std::move(error);
+  complete();
+}
+
+void ResultStateBase::complete() noexcept {
+  std::vector<std::function<void()>> callbacks;
+  {
+    std::lock_guard lock(callbacks_mutex_);
+    done_.store(1, std::memory_order_seq_cst);
+    callbacks.swap(callbacks_);
+  }
+  if (waiters_.load(std::memory_order_seq_cst) != 0) futex_wake_all(done_, FutexScope::process_private);
+  for (auto& callback : callbacks) {
+    try {
+      callback();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "procpool: an AsyncResult callback threw: %s\n", e.what());
+    } catch (...) {
+      std::fprintf(stderr, "procpool: an AsyncResult callback threw a non-standard exception\n");
+    }
+  }
+}
+
+void ResultStateBase::on_complete(std::function<void()> callback) {
+  {
+    std::lock_guard lock(callbacks_mutex_);
+    if (!ready()) {
+      callbacks_.push_back(std::move(callback));
+      return;
+    }
+  }
+  callback();
+}
+
+}  // namespace procpool::detail

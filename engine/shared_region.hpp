@@ -1,0 +1,58 @@
+// The pool's shared memory: anonymous, mapped before any fork, never named.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "engine/doorbell.hpp"
+#include "engine/ring.hpp"
+
+namespace procpool::detail {
+
+// Per worker slot, shared between the parent and that slot's worker.
+struct SlotControl {
+  // The task the worker is running (0: none). Set before the task's first
+  // byte is read, cleared after its result is published: a worker that dies
+  // with this set lost exactly that task.
+  alignas(64) std::atomic<std::uint64_t> running_task{0};
+  std::atomic<std::int64_t> started_ns{0};  // CLOCK_MONOTONIC when running_task was set
+  Doorbell tasks_bell;                      // the worker sleeps here for tasks
+  Doorbell results_space_bell;              // the worker sleeps here for room in its result ring
+  RingControl tasks;
+  RingControl results;
+};
+
+struct PoolControl {
+  Doorbell parent_bell;  // the parent's result thread sleeps here; workers ring it
+};
+
+// One MAP_SHARED | MAP_ANONYMOUS mapping: inherited by the zygote and every
+// worker it forks, and gone with the last process that maps it, so nothing
+// can be left behind in /dev/shm, whoever dies.
+class SharedRegion {
+ public:
+  SharedRegion(int slots, std::size_t ring_capacity);
+  SharedRegion(const SharedRegion&) = delete;
+  SharedRegion& operator=(const SharedRegion&) = delete;
+  ~SharedRegion();
+
+  PoolControl& pool() const noexcept { return *pool_; }
+  SlotControl& slot(int i) const noexcept;
+  Ring task_ring(int i) const noexcept;
+  Ring result_ring(int i) const noexcept;
+  int slots() const noexcept { return slots_; }
+
+ private:
+  char* slot_base(int i) const noexcept { return base_ + slot_offset_ + static_cast<std::size_t>(i) * slot_stride_; }
+
+  char* base_ = nullptr;
+  std::size_t size_ = 0;
+  int slots_ = 0;
+  std::size_t ring_capacity_ = 0;
+  std::size_t slot_offset_ = 0;
+  std::size_t slot_stride_ = 0;
+  PoolControl* pool_ = nullptr;
+};
+
+}  // namespace procpool::detail

@@ -1,0 +1,146 @@
+#include "engine/worker.hpp"
+
+#include <cstdint>
+#include <cstdio>
+#include <ctime>
+#include <exception>
+#include <optional>
+#include <unistd.h>
+
+#include "procpool/detail/code_ref.hpp"
+#include "procpool/detail/task_codec.hpp"
+#include "serialization/error_codec.hpp"
+#include "serialization/side_channel.hpp"
+
+namespace procpool::detail {
+
+namespace {
+
+std::int64_t monotonic_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+[[noreturn]] void leave(int code) {
+  std::fflush(nullptr);
+  ::_exit(code);
+}
+
+class Worker {
+ public:
+  Worker(const WorkerConfig& config, UniqueFd socket)
+      : slot_(config.region->slot(config.slot)),
+        pool_(config.region->pool()),
+        tasks_(config.region->task_ring(config.slot)),
+        results_(config.region->result_ring(config.slot)),
+        socket_(std::move(socket)) {}
+
+  // Returns false on a stop frame; exits on a corrupt ring.
+  bool run_next() {
+    FrameView frame{};
+    Ring::Peek peek = Ring::Peek::empty;
+    while (!slot_.tasks_bell.wait([&] { return (peek = tasks_.peek(frame)) != Ring::Peek::empty; },
+                                  worker_wait_spins)) {
+    }
+    if (peek == Ring::Peek::corrupt || frame.header.kind == FrameKind::result) leave(worker_exit_corrupt_ring);
+    if (frame.header.kind == FrameKind::stop) {
+      tasks_.pop(frame);
+      return false;
+    }
+    slot_.started_ns.store(monotonic_ns(), std::memory_order_relaxed);
+    slot_.running_task.store(frame.header.task_id, std::memory_order_release);
+    run_task(frame);
+    tasks_.pop(frame);
+    slot_.running_task.store(0, std::memory_order_release);
+    return true;
+  }
+
+ private:
+  void run_task(const FrameView& frame) {
+    std::size_t room = 0;
+    char* window = results_.window(room);
+    out_.reset(window, room, results_.max_payload());
+    const auto status_value = static_cast<std::uint8_t>(ResultStatus::value);
+    out_.write(&status_value, 1);
+    try {
+      std::optional<SideChannelPayload> side;
+      InputBuffer in(frame.payload, frame.header.size);
+      if ((frame.header.flags & frame_side_channel) != 0) {
+        std::uint64_t size = 0;
+        in.read(&size, sizeof size);
+        side.emplace(receive_fd(socket_.get()), static_cast<std::size_t>(size));
+        in = InputBuffer(side->data(), side->size());
+      }
+      CodeRef ref;
+      in.read(&ref.module, sizeof ref.module);
+      in.read(&ref.offset, sizeof ref.offset);
+      const Invoker invoke = function_from_code_ref<void(InputBuffer&, OutputBuffer&)>(ref);
+      invoke(in, out_);
+    } catch (...) {
+      out_.truncate(0);
+      const auto status_error = static_cast<std::uint8_t>(ResultStatus::error);
+      out_.write(&status_error, 1);
+      encode_current_exception(out_);
+    }
+    publish(frame.header.task_id);
+  }
+
+  void publish(std::uint64_t task_id) {
+    switch (out_.storage()) {
+      case OutputBuffer::Storage::window:
+        results_.commit_in_place(FrameKind::result, 0, task_id, out_.size());
+        break;
+      case OutputBuffer::Storage::heap:
+        push(0, task_id, out_.data(), out_.size());
+        break;
+      case OutputBuffer::Storage::memfd: {
+        const std::uint64_t size = out_.size();
+        UniqueFd memfd(out_.release_memfd());
+        send_fd(socket_.get(), memfd.get());
+        push(frame_side_channel, task_id, &size, sizeof size);
+        break;
+      }
+    }
+    pool_.parent_bell.ring();
+  }
+
+  // Waits for the parent to make room: it drains result rings all the time.
+  void push(std::uint16_t flags, std::uint64_t task_id, const void* bytes, std::size_t size) {
+    while (!results_.push(FrameKind::result, flags, task_id, bytes, size)) {
+      pool_.parent_bell.ring();
+      slot_.results_space_bell.wait([&] { return results_.has_room_for(size); }, worker_wait_spins);
+    }
+  }
+
+  SlotControl& slot_;
+  PoolControl& pool_;
+  Ring tasks_;
+  Ring results_;
+  UniqueFd socket_;
+  OutputBuffer out_;
+};
+
+}  // namespace
+
+void run_worker(const WorkerConfig& config, UniqueFd socket) {
+  if (config.initializer != nullptr && *config.initializer) {
+    try {
+      (*config.initializer)();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "procpool: a worker's initializer threw: %s\n", e.what());
+      leave(worker_exit_initializer_failed);
+    } catch (...) {
+      std::fprintf(stderr, "procpool: a worker's initializer threw a non-standard exception\n");
+      leave(worker_exit_initializer_failed);
+    }
+  }
+  Worker worker(config, std::move(socket));
+  std::size_t done = 0;
+  while (worker.run_next()) {
+    if (config.maxtasksperchild != 0 && ++done >= config.maxtasksperchild) break;
+  }
+  leave(0);
+}
+
+}  // namespace procpool::detail

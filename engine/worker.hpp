@@ -1,0 +1,30 @@
+// The loop a worker process runs: take a task frame, run it, publish its result.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+
+#include "engine/shared_region.hpp"
+#include "engine/unique_fd.hpp"
+
+namespace procpool::detail {
+
+// Exit codes with which a worker tells the parent why it left on its own.
+constexpr int worker_exit_corrupt_ring = 70;
+constexpr int worker_exit_initializer_failed = 71;
+
+struct WorkerConfig {
+  const SharedRegion* region;
+  int slot;
+  const std::function<void()>* initializer;
+  std::size_t maxtasksperchild;  // 0: unlimited
+};
+
+// Never returns: runs the initializer, then tasks until a stop frame (or
+// maxtasksperchild tasks), and exits with _exit.
+[[noreturn]] void run_worker(const WorkerConfig& config, UniqueFd socket);
+
+// Spins before sleeping, tuned for two cores shared by parent and workers.
+constexpr int worker_wait_spins = 2000;
+
+}  // namespace procpool::detail

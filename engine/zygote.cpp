@@ -1,0 +1,219 @@
+#include "engine/zygote.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <poll.h>
+#include <string>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+#include "procpool/errors.hpp"
+#include "serialization/side_channel.hpp"
+
+namespace procpool::detail {
+
+namespace {
+
+bool send_report(int control, const ZygoteReport& report, int fd = -1) {
+  if (fd >= 0) {
+    // The report and the fd travel together: one message, one SCM_RIGHTS.
+    iovec iov{const_cast<ZygoteReport*>(&report), sizeof report};
+    alignas(cmsghdr) char buffer[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = buffer;
+    msg.msg_controllen = sizeof buffer;
+    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(cmsg), &fd, sizeof fd);
+    return ::sendmsg(control, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof report);
+  }
+  return ::send(control, &report, sizeof report, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof report);
+}
+
+class ZygoteProcess {
+ public:
+  ZygoteProcess(int control, pid_t parent, const WorkerEntry& entry) : control_(control), entry_(entry) {
+    ::prctl(PR_SET_NAME, "procpool-zygote");
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    ::sigprocmask(SIG_BLOCK, &chld, &old_mask_);
+    sigchld_ = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    // A pidfd becomes readable when the whole parent process is gone, whichever
+    // thread forked us (PR_SET_PDEATHSIG would fire when that thread exits).
+    parent_ = static_cast<int>(::syscall(SYS_pidfd_open, parent, 0));
+    if (sigchld_ < 0 || parent_ < 0 || ::getppid() != parent) ::_exit(0);
+  }
+
+  [[noreturn]] void run() {
+    for (;;) {
+      pollfd fds[3] = {{control_, POLLIN, 0}, {sigchld_, POLLIN, 0}, {parent_, POLLIN, 0}};
+      if (::poll(fds, 3, -1) < 0) {
+        if (errno == EINTR) continue;
+        shutdown();
+      }
+      if (fds[1].revents != 0) reap(false);
+      if (fds[2].revents != 0) shutdown();
+      if (fds[0].revents != 0) {
+        ZygoteRequest request{};
+        const ssize_t n = ::recv(control_, &request, sizeof request, 0);
+        if (n != static_cast<ssize_t>(sizeof request)) shutdown();  // the parent closed its end, or garbage
+        handle(request);
+      }
+    }
+  }
+
+ private:
+  void handle(const ZygoteRequest& request) {
+    switch (request.op) {
+      case ZygoteRequest::Op::spawn: spawn(request.slot); break;
+      case ZygoteRequest::Op::kill:
+        // Only a child not yet reaped: its pid cannot have been reused.
+        if (children_.count(request.pid) != 0) ::kill(request.pid, request.signal);
+        break;
+      case ZygoteRequest::Op::shutdown: shutdown();
+    }
+  }
+
+  void spawn(int slot) {
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+      send_report(control_, {ZygoteReport::Op::spawn_failed, slot, -1, errno});
+      return;
+    }
+    const int number = ++spawned_;
+    const pid_t zygote = ::getpid();
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      // The worker dies with the zygote (single-threaded, so the death signal is reliable).
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != zygote) ::_exit(0);
+      ::close(control_);
+      ::close(sigchld_);
+      ::close(parent_);
+      ::close(pair[0]);
+      ::sigprocmask(SIG_SETMASK, &old_mask_, nullptr);
+      entry_(slot, UniqueFd(pair[1]), number);
+      ::_exit(0);
+    }
+    ::close(pair[1]);
+    if (pid < 0) {
+      send_report(control_, {ZygoteReport::Op::spawn_failed, slot, -1, errno});
+    } else {
+      children_[pid] = slot;
+      if (!send_report(control_, {ZygoteReport::Op::spawned, slot, pid, 0}, pair[0])) shutdown();
+    }
+    ::close(pair[0]);
+  }
+
+  void reap(bool block) {
+    signalfd_siginfo info;
+    while (::read(sigchld_, &info, sizeof info) > 0) {
+    }
+    for (;;) {
+      int status = 0;
+      const pid_t pid = ::waitpid(-1, &status, block ? 0 : WNOHANG);
+      if (pid <= 0) return;
+      auto it = children_.find(pid);
+      if (it == children_.end()) continue;
+      const int slot = it->second;
+      children_.erase(it);
+      if (!block) send_report(control_, {ZygoteReport::Op::exited, slot, pid, status});
+    }
+  }
+
+  [[noreturn]] void shutdown() {
+    for (const auto& [pid, slot] : children_) ::kill(pid, SIGKILL);
+    reap(true);
+    ::_exit(0);
+  }
+
+  int control_;
+  int sigchld_ = -1;
+  int parent_ = -1;
+  sigset_t old_mask_{};
+  const WorkerEntry& entry_;
+  std::map<pid_t, int> children_;
+  int spawned_ = 0;
+};
+
+}  // namespace
+
+Zygote::Zygote(WorkerEntry entry) {
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+    throw Error(std::string("procpool::Pool: cannot create the zygote's socket: ") + std::strerror(errno));
+  }
+  const pid_t parent = ::getpid();
+  std::fflush(nullptr);  // or buffered output would be printed twice
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    ::close(pair[0]);
+    ZygoteProcess(pair[1], parent, entry).run();
+  }
+  ::close(pair[1]);
+  if (pid_ < 0) {
+    ::close(pair[0]);
+    throw Error(std::string("procpool::Pool: cannot fork the zygote: ") + std::strerror(errno));
+  }
+  control_.reset(pair[0]);
+}
+
+Zygote::~Zygote() { shutdown(std::chrono::milliseconds(2000)); }
+
+void Zygote::request(const ZygoteRequest& request) noexcept {
+  if (control_) ::send(control_.get(), &request, sizeof request, MSG_NOSIGNAL);
+}
+
+bool Zygote::read_report(ZygoteReport& report, UniqueFd& worker_socket) noexcept {
+  iovec iov{&report, sizeof report};
+  alignas(cmsghdr) char buffer[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = buffer;
+  msg.msg_controllen = sizeof buffer;
+  ssize_t n;
+  do {
+    n = ::recvmsg(control_.get(), &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n != static_cast<ssize_t>(sizeof report)) return false;
+  worker_socket.reset();
+  const cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  if (cmsg != nullptr && cmsg->cmsg_type == SCM_RIGHTS && cmsg->cmsg_len == CMSG_LEN(sizeof(int))) {
+    int fd = -1;
+    std::memcpy(&fd, CMSG_DATA(cmsg), sizeof fd);
+    worker_socket.reset(fd);
+  }
+  return true;
+}
+
+void Zygote::shutdown(std::chrono::milliseconds grace) noexcept {
+  if (pid_ <= 0) return;
+  request({ZygoteRequest::Op::shutdown, 0, 0, 0});
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  int status = 0;
+  while (::waitpid(pid_, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  pid_ = -1;
+}
+
+}  // namespace procpool::detail

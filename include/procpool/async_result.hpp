@@ -1,0 +1,95 @@
+// procpool::AsyncResult<T>: the future of one task (Python's AsyncResult).
+#pragma once
+
+#include <chrono>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "procpool/detail/result_state.hpp"
+#include "procpool/errors.hpp"
+
+namespace procpool {
+
+// The outcome of a task submitted with Pool::apply_async (or map_async): a
+// value of type T, or the error the task ended with. Movable and copyable
+// (copies share one state); it may outlive its pool and then holds its final
+// state. get() may be called any number of times. All members are thread-safe.
+template <class T>
+class [[nodiscard]] AsyncResult {
+ public:
+  using value_type = T;
+  using Callback = std::conditional_t<std::is_void_v<T>, std::function<void()>, std::function<void(const T&)>>;
+
+  // An empty result, not bound to any task: every member but ready() throws ValueError.
+  AsyncResult() = default;
+  explicit AsyncResult(std::shared_ptr<detail::ResultState<T>> state) : state_(std::move(state)) {}
+
+  // Blocks until the task has finished, then returns its value or throws its
+  // error: the standard exception it threw, RemoteError, WorkerLost,
+  // TaskTimeout, SerializationError or PoolTerminated.
+  T get() const {
+    checked().wait();
+    return outcome();
+  }
+  // As get(), but throws TimeoutError if the task has not finished within
+  // `timeout`; the task goes on.
+  template <class Rep, class Period>
+  T get(std::chrono::duration<Rep, Period> timeout) const {
+    if (!checked().wait_for(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout))) {
+      throw TimeoutError("procpool::AsyncResult::get: timed out after " +
+                         std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(timeout).count()) +
+                         " us");
+    }
+    return outcome();
+  }
+  // Blocks until the task has finished. Never throws the task's error.
+  void wait() const { checked().wait(); }
+  // Blocks at most `timeout`; returns whether the task has finished.
+  template <class Rep, class Period>
+  bool wait(std::chrono::duration<Rep, Period> timeout) const {
+    return checked().wait_for(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
+  }
+  // Whether the task has finished, with a value or an error. Never blocks.
+  bool ready() const noexcept { return state_ && state_->ready(); }
+  // Whether the task finished without error. Throws ValueError if not ready.
+  bool successful() const {
+    if (!ready()) throw ValueError("procpool::AsyncResult::successful: result is not ready");
+    return !state_->error();
+  }
+  // Calls `callback` with the value, or `error_callback` with the error, once:
+  // on the pool's result-handling thread, or at once on this thread if the
+  // task has already finished. Exceptions thrown by a callback are reported on
+  // stderr and otherwise ignored. Never blocks on the task.
+  void then(Callback callback, std::function<void(std::exception_ptr)> error_callback = {}) const {
+    auto state = checked_state();
+    state->on_complete([state, callback = std::move(callback), error_callback = std::move(error_callback)] {
+      if (state->error()) {
+        if (error_callback) error_callback(state->error());
+      } else if (callback) {
+        if constexpr (std::is_void_v<T>) {
+          callback();
+        } else {
+          callback(state->value());
+        }
+      }
+    });
+  }
+
+ private:
+  const std::shared_ptr<detail::ResultState<T>>& checked_state() const {
+    if (!state_) throw ValueError("procpool::AsyncResult: empty result (default-constructed or moved from)");
+    return state_;
+  }
+  detail::ResultState<T>& checked() const { return *checked_state(); }
+  T outcome() const {
+    if (state_->error()) std::rethrow_exception(state_->error());
+    if constexpr (!std::is_void_v<T>) return state_->value();
+  }
+
+  std::shared_ptr<detail::ResultState<T>> state_;
+};
+
+}  // namespace procpool

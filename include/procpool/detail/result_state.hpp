@@ -1,0 +1,81 @@
+// The shared state behind an AsyncResult: written once by the pool, read by any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "procpool/detail/buffer.hpp"
+#include "procpool/detail/wire_archive.hpp"
+
+namespace procpool::detail {
+
+// Completion, waiting and callbacks, independent of the value type.
+class ResultStateBase {
+ public:
+  ResultStateBase() = default;
+  ResultStateBase(const ResultStateBase&) = delete;
+  ResultStateBase& operator=(const ResultStateBase&) = delete;
+  virtual ~ResultStateBase();
+
+  bool ready() const noexcept { return done_.load(std::memory_order_acquire) != 0; }
+  void wait() const noexcept;
+  // Returns whether the state is ready; waits at most `timeout`.
+  bool wait_for(std::chrono::nanoseconds timeout) const noexcept;
+
+  // Reads the value from a result frame and completes. Throws (and stays
+  // pending) if the bytes do not deserialize.
+  virtual void deliver(InputBuffer& in) = 0;
+  // Completes with an error. Does nothing if already complete.
+  void fail(std::exception_ptr error) noexcept;
+
+  // Runs `callback` once when complete: at once, on this thread, if already so.
+  void on_complete(std::function<void()> callback);
+
+  // Valid once ready().
+  const std::exception_ptr& error() const noexcept { return error_; }
+
+ protected:
+  // Publishes the outcome and runs the callbacks; called exactly once.
+  void complete() noexcept;
+
+ private:
+  std::atomic<std::uint32_t> done_{0};
+  mutable std::atomic<std::uint32_t> waiters_{0};
+  std::mutex callbacks_mutex_;
+  std::vector<std::function<void()>> callbacks_;
+  std::exception_ptr error_;
+};
+
+template <class T>
+class ResultState final : public ResultStateBase {
+ public:
+  void deliver(InputBuffer& in) override {
+    T value{};
+    {
+      WireInputArchive archive(in);
+      archive(value);
+    }
+    value_.emplace(std::move(value));
+    complete();
+  }
+  // Valid once ready() and error() is null.
+  const T& value() const noexcept { return *value_; }
+
+ private:
+  std::optional<T> value_;
+};
+
+template <>
+class ResultState<void> final : public ResultStateBase {
+ public:
+  void deliver(InputBuffer&) override { complete(); }
+};
+
+}  // namespace procpool::detail

@@ -1,0 +1,114 @@
+#include "procpool/detail/buffer.hpp"
+
+#include <cerrno>
+#include <cstdlib>
+#include <new>
+#include <string>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "procpool/errors.hpp"
+
+namespace procpool::detail {
+
+namespace {
+
+constexpr std::size_t initial_heap = 4096;
+constexpr std::size_t initial_memfd = std::size_t{1} << 20;
+
+std::size_t grown(std::size_t current, std::size_t needed) {
+  std::size_t capacity = current < initial_heap ? initial_heap : current;
+  while (capacity < needed) capacity *= 2;
+  return capacity;
+}
+
+}  // namespace
+
+OutputBuffer::~OutputBuffer() { free_storage(); }
+
+void OutputBuffer::free_storage() noexcept {
+  if (storage_ == Storage::heap) {
+    std::free(begin_);
+  } else if (storage_ == Storage::memfd) {
+    ::munmap(begin_, static_cast<std::size_t>(end_ - begin_));
+    if (memfd_ >= 0) ::close(memfd_);
+  }
+  memfd_ = -1;
+  storage_ = Storage::window;
+  begin_ = cur_ = end_ = nullptr;
+}
+
+void OutputBuffer::reset(char* window, std::size_t capacity, std::size_t spill_limit) noexcept {
+  spill_limit_ = spill_limit;
+  if (window == nullptr && storage_ == Storage::heap) {
+    cur_ = begin_;  // keep the heap block: the next task reuses it without allocating
+    return;
+  }
+  free_storage();
+  begin_ = cur_ = window;
+  end_ = window == nullptr ? nullptr : window + capacity;
+}
+
+int OutputBuffer::release_memfd() noexcept {
+  const int fd = memfd_;
+  memfd_ = -1;
+  return fd;
+}
+
+void OutputBuffer::grow(std::size_t extra) {
+  const std::size_t needed = size() + extra;
+  const std::size_t capacity = static_cast<std::size_t>(end_ - begin_);
+  if (needed <= spill_limit_ && storage_ != Storage::memfd) {
+    move_to(Storage::heap, grown(capacity, needed));
+  } else {
+    move_to(Storage::memfd, grown(capacity < initial_memfd ? initial_memfd : capacity, needed));
+  }
+}
+
+void OutputBuffer::move_to(Storage storage, std::size_t capacity) {
+  const std::size_t used = size();
+  char* fresh = nullptr;
+  if (storage == Storage::heap) {
+    fresh = static_cast<char*>(storage_ == Storage::heap ? std::realloc(begin_, capacity) : std::malloc(capacity));
+    if (fresh == nullptr) throw std::bad_alloc();
+    if (storage_ == Storage::window && used != 0) std::memcpy(fresh, begin_, used);
+    if (storage_ == Storage::heap) begin_ = nullptr;  // realloc took it
+  } else if (storage_ == Storage::memfd) {
+    // Grow in place: the kernel moves pages, not bytes.
+    if (::ftruncate(memfd_, static_cast<off_t>(capacity)) != 0) throw std::bad_alloc();
+    void* p = ::mremap(begin_, static_cast<std::size_t>(end_ - begin_), capacity, MREMAP_MAYMOVE);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    begin_ = static_cast<char*>(p);
+    cur_ = begin_ + used;
+    end_ = begin_ + capacity;
+    return;
+  } else {
+    const int fd = ::memfd_create("procpool-payload", MFD_CLOEXEC);
+    if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(capacity)) != 0) {
+      if (fd >= 0) ::close(fd);
+      throw SerializationError("procpool: cannot create a memfd for a large payload: " + std::to_string(errno));
+    }
+    void* p = ::mmap(nullptr, capacity, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+      ::close(fd);
+      throw std::bad_alloc();
+    }
+    fresh = static_cast<char*>(p);
+    if (used != 0) std::memcpy(fresh, begin_, used);
+    const Storage old = storage_;
+    char* old_begin = begin_;
+    if (old == Storage::heap) std::free(old_begin);
+    memfd_ = fd;
+  }
+  begin_ = fresh;
+  cur_ = fresh + used;
+  end_ = fresh + capacity;
+  storage_ = storage;
+}
+
+void InputBuffer::underflow(std::size_t wanted) const {
+  throw SerializationError("procpool: truncated payload: " + std::to_string(wanted) + " bytes wanted, " +
+                           std::to_string(remaining()) + " left");
+}
+
+}  // namespace procpool::detail

@@ -1,0 +1,19 @@
+// Exceptions across the process boundary: standard ones keep their type.
+#pragma once
+
+#include <exception>
+#include <sys/types.h>
+
+#include "procpool/detail/buffer.hpp"
+
+namespace procpool::detail {
+
+// Writes the exception now being handled (inside a catch block). Never throws.
+void encode_current_exception(OutputBuffer& out) noexcept;
+
+// Re-creates an encoded exception: the same standard type and what(), a
+// SerializationError, or a RemoteError naming the thrown type and the worker.
+// Garbage bytes give a SerializationError, never a crash.
+std::exception_ptr decode_exception(InputBuffer& in, pid_t worker_pid);
+
+}  // namespace procpool::detail

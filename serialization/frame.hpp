@@ -1,0 +1,39 @@
+// The frame: the unit that travels through a ring.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace procpool::detail {
+
+enum class FrameKind : std::uint16_t {
+  padding = 1,  // fills the ring's end so the next frame starts at offset 0
+  task = 2,     // parent to worker: a task payload (task_codec.hpp)
+  stop = 3,     // parent to worker: exit after the tasks before this one
+  result = 4,   // worker to parent: a result payload (result_codec.hpp)
+};
+
+enum FrameFlags : std::uint16_t {
+  // The payload is not in the ring: the frame holds its length (8 bytes) and
+  // the bytes are in a memfd sent ahead on the worker's socket.
+  frame_side_channel = 1,
+};
+
+struct FrameHeader {
+  std::uint32_t size;  // payload bytes that follow the header in the ring
+  FrameKind kind;
+  std::uint16_t flags;
+  std::uint64_t task_id;
+};
+static_assert(sizeof(FrameHeader) == 16);
+
+// Frames start on 16-byte boundaries so a header never wraps around the ring.
+constexpr std::size_t frame_alignment = 16;
+constexpr std::size_t frame_span(std::size_t payload) {
+  return sizeof(FrameHeader) + ((payload + frame_alignment - 1) & ~(frame_alignment - 1));
+}
+
+// Result payloads start with one of these.
+enum class ResultStatus : std::uint8_t { value = 0, error = 1 };
+
+}  // namespace procpool::detail

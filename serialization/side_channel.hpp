@@ -1,0 +1,34 @@
+// Payloads too large for a ring: a memfd, handed over on the worker's socket.
+#pragma once
+
+#include <cstddef>
+
+#include "engine/unique_fd.hpp"
+
+namespace procpool::detail {
+
+// Sends one fd (and one byte) on a SOCK_SEQPACKET socket. Throws SerializationError on failure.
+void send_fd(int socket, int fd);
+// Receives the fd sent ahead of a side-channel frame, without blocking: it
+// was sent before the frame was published. Throws SerializationError if none is there.
+UniqueFd receive_fd(int socket);
+
+// A received side-channel payload, mapped read-only for as long as this lives.
+class SideChannelPayload {
+ public:
+  // Checks that the memfd really holds `size` bytes before mapping them.
+  SideChannelPayload(UniqueFd memfd, std::size_t size);
+  SideChannelPayload(const SideChannelPayload&) = delete;
+  SideChannelPayload& operator=(const SideChannelPayload&) = delete;
+  ~SideChannelPayload();
+
+  const char* data() const noexcept { return data_; }
+  std::size_t size() const noexcept { return size_; }
+
+ private:
+  UniqueFd memfd_;
+  const char* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+}  // namespace procpool::detail
