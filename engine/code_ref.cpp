@@ -112,10 +112,11 @@ struct Cache {
   Table table;
 
   Cache() {
-    // A fork() while another thread holds the lock would leave it held forever
-    // in the child, and workers call resolve_code_ref right after fork. So hold
-    // it across fork. The child re-creates it instead of unlocking, because the
-    // owner's thread id (checked by glibc's unlock) changes in the child.
+    // A fork() while another thread holds the lock (or scans) would leave it
+    // held forever in the child, and workers call resolve_code_ref right after
+    // fork. So hold it across fork. The child re-creates it instead of
+    // unlocking, because the owner's thread id (checked by glibc's unlock)
+    // changes in the child.
     pthread_atfork([] { cache().mutex.lock(); }, [] { cache().mutex.unlock(); },
                    [] { new (&cache().mutex) std::shared_mutex; });
   }
@@ -128,20 +129,21 @@ struct Cache {
 };
 
 // The cached table, or a fresh scan of the loaded modules if `rescan` or none
-// is cached yet. The scan runs outside the lock (it takes the loader's lock).
+// is cached yet. The scan runs under the exclusive lock so that fork() (see
+// Cache) never happens mid-scan: glibc does not reset its loader lock in the
+// child, so a child forked while dl_iterate_phdr runs would hang in its own.
 Table modules(bool rescan) {
   Cache& c = Cache::cache();
   if (!rescan) {
     std::shared_lock lock(c.mutex);
     if (c.table) return c.table;
   }
+  std::unique_lock lock(c.mutex);
   Scan scan;
   dl_iterate_phdr(scan_one, &scan);
   if (scan.error) std::rethrow_exception(scan.error);
-  auto fresh = std::make_shared<const std::vector<Module>>(std::move(scan.modules));
-  std::unique_lock lock(c.mutex);
-  c.table = fresh;
-  return fresh;
+  c.table = std::make_shared<const std::vector<Module>>(std::move(scan.modules));
+  return c.table;
 }
 
 // The first module matching `pred`, searching the cache and then, on a miss,

@@ -52,6 +52,7 @@ int checked_processes(const PoolOptions& options) {
 PoolCore::PoolCore(PoolOptions options)
     : options_(std::move(options)), processes_(checked_processes(options_)), region_(processes_, ring_capacity) {
   slots_.resize(static_cast<std::size_t>(processes_));
+  timed_out_ = std::make_unique<std::atomic<std::uint64_t>[]>(static_cast<std::size_t>(processes_));
   for (int i = 0; i < processes_; ++i) {
     slots_[static_cast<std::size_t>(i)].tasks = region_.task_ring(i);
     slots_[static_cast<std::size_t>(i)].results = region_.result_ring(i);
@@ -162,6 +163,7 @@ bool PoolCore::dispatch_locked(Task& task, const char* bytes, std::size_t size) 
   task.bytes.clear();
   task.bytes.shrink_to_fit();
   best->inflight.push_back(std::move(task));
+  task_count_changed_locked(1);
   region_.slot(best_index).tasks_bell.ring();
   return true;
 }
@@ -220,6 +222,7 @@ void PoolCore::terminate() {
     phase_ = Phase::terminated;
     for (Slot& s : slots_) {
       for (Task& t : s.inflight) unfinished.push_back(std::move(t));
+      task_count_changed_locked(-static_cast<std::ptrdiff_t>(s.inflight.size()));
       s.inflight.clear();
     }
     for (Task& t : backlog_) unfinished.push_back(std::move(t));
@@ -276,6 +279,7 @@ void PoolCore::stop_threads() noexcept {
   signal_result_thread();
   if (result_thread_.joinable()) result_thread_.join();
   if (monitor_wake_) {
+    monitor_stop_.store(true, std::memory_order_release);
     const std::uint64_t one = 1;
     [[maybe_unused]] const auto n = ::write(monitor_wake_.get(), &one, sizeof one);
   }
@@ -330,6 +334,7 @@ bool PoolCore::drain_results(int index) {
       }
       task = std::move(slot.inflight.front());
       slot.inflight.pop_front();
+      task_count_changed_locked(-1);
     }
     complete(task, frame, index);
     slot.results.pop(frame);
@@ -413,6 +418,8 @@ void PoolCore::on_exited(int index, pid_t pid, int status) {
     std::uint64_t position = slot.tasks.head_position();
     bool skipped_finished = false;
     std::deque<Task> requeue;
+    task_count_changed_locked(-static_cast<std::ptrdiff_t>(slot.inflight.size()));
+    const std::uint64_t timed_out = timed_out_[static_cast<std::size_t>(index)].exchange(0);
     while (!slot.inflight.empty()) {
       Task task = std::move(slot.inflight.front());
       slot.inflight.pop_front();
@@ -425,7 +432,11 @@ void PoolCore::on_exited(int index, pid_t pid, int status) {
         found = slot.tasks.peek_at(position, frame);
       }
       if (found) position += frame.span;
-      if (task.id == running) {
+      if (task.id == running && running == timed_out) {
+        failed.emplace_back(std::move(task), std::make_exception_ptr(TaskTimeout(
+                                                 "procpool: the task ran past its timeout of " +
+                                                 std::to_string(options_.task_timeout.count()) + " ms; " + why)));
+      } else if (task.id == running) {
         failed.emplace_back(std::move(task), std::make_exception_ptr(WorkerLost(why + " while running the task")));
       } else if (ring_corrupt || !found || frame.header.task_id != task.id || frame.header.kind != FrameKind::task) {
         failed.emplace_back(std::move(task), std::make_exception_ptr(SerializationError(
@@ -461,6 +472,7 @@ void PoolCore::on_zygote_lost() {
     std::lock_guard lock(mutex_);
     for (Slot& s : slots_) {
       for (Task& t : s.inflight) lost.push_back(std::move(t));
+      task_count_changed_locked(-static_cast<std::ptrdiff_t>(s.inflight.size()));
       s.inflight.clear();
       s.state = Slot::State::exited;
       s.pid = 0;
@@ -473,14 +485,56 @@ void PoolCore::on_zygote_lost() {
   for (Task& t : lost) t.state->fail(error);
 }
 
+void PoolCore::task_count_changed_locked(std::ptrdiff_t delta) {
+  const std::size_t before = inflight_total_.load(std::memory_order_relaxed);
+  inflight_total_.store(before + static_cast<std::size_t>(delta), std::memory_order_relaxed);
+  if (before == 0 && delta > 0 && options_.task_timeout.count() > 0 && monitor_wake_) {
+    // Wake the monitor so it starts watching the clock.
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const auto n = ::write(monitor_wake_.get(), &one, sizeof one);
+  }
+}
+
+int PoolCore::monitor_poll_timeout_ms() const {
+  const auto timeout = options_.task_timeout.count();
+  if (timeout <= 0 || inflight_total_.load(std::memory_order_relaxed) == 0) return -1;
+  // Check four times per time-out period: a task is killed at most 25% late.
+  return static_cast<int>(std::clamp<std::int64_t>(timeout / 4, 1, 100));
+}
+
+void PoolCore::kill_timed_out_tasks() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  const std::int64_t now = static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+  const std::int64_t limit = std::chrono::nanoseconds(options_.task_timeout).count();
+  std::lock_guard lock(mutex_);
+  for (int i = 0; i < processes_; ++i) {
+    const SlotControl& shared = region_.slot(i);
+    const std::uint64_t task = shared.running_task.load(std::memory_order_acquire);
+    const Slot& slot = slots_[static_cast<std::size_t>(i)];
+    if (task == 0 || slot.state != Slot::State::running) continue;
+    if (now - shared.started_ns.load(std::memory_order_relaxed) < limit) continue;
+    if (timed_out_[static_cast<std::size_t>(i)].exchange(task) != task) {
+      zygote_->request({ZygoteRequest::Op::kill, i, slot.pid, SIGKILL});
+    }
+  }
+}
+
 void PoolCore::monitor_loop() {
-  for (;;) {
+  bool stopping = false;
+  while (!stopping) {
     pollfd fds[2] = {{zygote_->control_fd(), POLLIN, 0}, {monitor_wake_.get(), POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0) {
+    if (::poll(fds, 2, monitor_poll_timeout_ms()) < 0) {
       if (errno == EINTR) continue;
       return;
     }
-    if (fds[1].revents != 0) return;
+    if (options_.task_timeout.count() > 0) kill_timed_out_tasks();
+    if (fds[1].revents != 0) {
+      std::uint64_t count = 0;
+      [[maybe_unused]] const auto n = ::read(monitor_wake_.get(), &count, sizeof count);
+      stopping = monitor_stop_.load(std::memory_order_acquire);
+      continue;
+    }
     if (fds[0].revents == 0) continue;
     Event event{};
     const bool alive = zygote_->read_report(event.report, event.socket);

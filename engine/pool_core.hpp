@@ -85,6 +85,9 @@ class PoolCore {
 
   // Monitor thread.
   void monitor_loop();
+  int monitor_poll_timeout_ms() const;
+  void kill_timed_out_tasks();
+  void task_count_changed_locked(std::ptrdiff_t delta);
 
   void stop_threads() noexcept;
   void signal_result_thread() noexcept;
@@ -99,12 +102,18 @@ class PoolCore {
   std::vector<Slot> slots_;
   std::deque<Task> backlog_;
   std::uint64_t next_id_ = 1;
+  // Tasks in workers' rings, all slots together. The monitor watches for
+  // time-outs only while this is non-zero, so an idle pool never wakes.
+  std::atomic<std::size_t> inflight_total_{0};
+  // Per slot: the task the monitor killed its worker for (0: none).
+  std::unique_ptr<std::atomic<std::uint64_t>[]> timed_out_;
 
   std::mutex events_mutex_;
   std::vector<Event> events_;
   std::atomic<std::uint32_t> signals_{0};  // bumped by other threads to wake the result thread
 
-  UniqueFd monitor_wake_;
+  UniqueFd monitor_wake_;  // eventfd: a task count left 0, or the monitor must stop
+  std::atomic<bool> monitor_stop_{false};
   std::thread result_thread_;
   std::thread monitor_thread_;
   std::mutex join_mutex_;

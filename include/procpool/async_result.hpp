@@ -13,6 +13,17 @@
 
 namespace procpool {
 
+namespace detail {
+template <class T>
+struct value_callback {
+  using type = std::function<void(const T&)>;
+};
+template <>
+struct value_callback<void> {
+  using type = std::function<void()>;
+};
+}  // namespace detail
+
 // The outcome of a task submitted with Pool::apply_async (or map_async): a
 // value of type T, or the error the task ended with. Movable and copyable
 // (copies share one state); it may outlive its pool and then holds its final
@@ -21,7 +32,7 @@ template <class T>
 class [[nodiscard]] AsyncResult {
  public:
   using value_type = T;
-  using Callback = std::conditional_t<std::is_void_v<T>, std::function<void()>, std::function<void(const T&)>>;
+  using Callback = typename detail::value_callback<T>::type;
 
   // An empty result, not bound to any task: every member but ready() throws ValueError.
   AsyncResult() = default;

@@ -1,0 +1,141 @@
+// The wire format: archives over buffers, error transport, and rings fed garbage.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <procpool/procpool.hpp>
+#include <random>
+#include <stdexcept>
+
+#include "engine/ring.hpp"
+#include "serialization/error_codec.hpp"
+
+using procpool::detail::FrameKind;
+using procpool::detail::FrameView;
+using procpool::detail::InputBuffer;
+using procpool::detail::OutputBuffer;
+using procpool::detail::Ring;
+using procpool::detail::RingControl;
+using procpool::detail::WireInputArchive;
+using procpool::detail::WireOutputArchive;
+
+TEST_CASE("wire - values round-trip through an output buffer that spills from its window") {
+  char window[16];
+  OutputBuffer out;
+  out.reset(window, sizeof window, 1 << 16);
+  const std::vector<std::string> value{"one", std::string(1000, 'x'), "three"};
+  {
+    WireOutputArchive archive(out);
+    archive(value, 7);
+  }
+  CHECK(out.storage() == OutputBuffer::Storage::heap);
+  InputBuffer in(out.data(), out.size());
+  std::vector<std::string> back;
+  int seven = 0;
+  WireInputArchive archive(in);
+  archive(back, seven);
+  CHECK(back == value);
+  CHECK(seven == 7);
+  CHECK(in.remaining() == 0);
+}
+
+TEST_CASE("wire - past the spill limit the bytes move to a memfd") {
+  OutputBuffer out;
+  out.reset(nullptr, 0, 1024);
+  const std::string big(5000, 'q');
+  WireOutputArchive archive(out);
+  archive(big);
+  CHECK(out.storage() == OutputBuffer::Storage::memfd);
+  InputBuffer in(out.data(), out.size());
+  std::string back;
+  WireInputArchive input(in);
+  input(back);
+  CHECK(back == big);
+}
+
+TEST_CASE("wire - truncated or lying bytes are a SerializationError, not a crash or a huge allocation") {
+  OutputBuffer out;
+  out.reset(nullptr, 0, 1 << 20);
+  {
+    WireOutputArchive archive(out);
+    archive(std::vector<int>{1, 2, 3}, std::string("hello"));
+  }
+  for (std::size_t cut = 0; cut < out.size(); ++cut) {
+    InputBuffer in(out.data(), cut);
+    WireInputArchive archive(in);
+    std::vector<int> v;
+    std::string s;
+    CHECK_THROWS_AS(archive(v, s), procpool::SerializationError);
+  }
+  // A length prefix of 2^62 elements with 8 bytes behind it.
+  const std::uint64_t lie[2] = {std::uint64_t{1} << 62, 0};
+  InputBuffer in(reinterpret_cast<const char*>(lie), sizeof lie);
+  WireInputArchive archive(in);
+  std::vector<std::uint64_t> v;
+  CHECK_THROWS_AS(archive(v), procpool::SerializationError);
+}
+
+TEST_CASE("wire - exceptions are encoded and re-created by type") {
+  OutputBuffer out;
+  out.reset(nullptr, 0, 1 << 20);
+  try {
+    throw std::overflow_error("too big");
+  } catch (...) {
+    procpool::detail::encode_current_exception(out);
+  }
+  InputBuffer in(out.data(), out.size());
+  CHECK_THROWS_WITH_AS(std::rethrow_exception(procpool::detail::decode_exception(in, 77)), "too big", std::overflow_error);
+
+  const char garbage[] = {99, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  InputBuffer bad(garbage, sizeof garbage);
+  CHECK_THROWS_AS(std::rethrow_exception(procpool::detail::decode_exception(bad, 77)), procpool::SerializationError);
+  InputBuffer empty(garbage, 0);
+  CHECK_THROWS_AS(std::rethrow_exception(procpool::detail::decode_exception(empty, 77)), procpool::SerializationError);
+}
+
+TEST_CASE("ring - frames of many sizes wrap around and come out in order") {
+  RingControl control;
+  std::vector<char> data(4096);
+  Ring producer(&control, data.data(), data.size());
+  Ring consumer(&control, data.data(), data.size());
+  std::uint64_t next_in = 1;
+  std::uint64_t next_out = 1;
+  std::mt19937 rng(5);
+  for (int round = 0; round < 5000; ++round) {
+    const std::size_t size = rng() % 900;
+    std::vector<char> payload(size, static_cast<char>(next_in));
+    if (producer.push(FrameKind::task, 0, next_in, payload.data(), size)) ++next_in;
+    if (rng() % 2 == 0) {
+      FrameView frame{};
+      while (consumer.peek(frame) == Ring::Peek::frame) {
+        REQUIRE(frame.header.task_id == next_out);
+        REQUIRE((frame.header.size == 0 || frame.payload[0] == static_cast<char>(next_out)));
+        consumer.pop(frame);
+        ++next_out;
+      }
+    }
+  }
+  CHECK(next_in > 1000);
+  CHECK_FALSE(producer.push(FrameKind::task, 0, 1, data.data(), producer.max_payload() + 1));
+}
+
+TEST_CASE("ring - garbage in the ring is reported as corrupt, never read out of bounds") {
+  RingControl control;
+  std::vector<char> data(4096);
+  Ring ring(&control, data.data(), data.size());
+  std::mt19937 rng(11);
+  int corrupt = 0;
+  for (int round = 0; round < 20000; ++round) {
+    for (auto& c : data) c = static_cast<char>(rng());
+    control.head.store(rng() % 8192);
+    control.tail.store(control.head.load() + rng() % 8192);
+    FrameView frame{};
+    const Ring::Peek peek = ring.peek(frame);
+    if (peek == Ring::Peek::corrupt) ++corrupt;
+    if (peek == Ring::Peek::frame) {
+      // A frame that passed validation lies inside the buffer.
+      CHECK(frame.payload >= data.data());
+      CHECK(frame.payload + frame.header.size <= data.data() + data.size());
+    }
+  }
+  CHECK(corrupt > 0);
+}
