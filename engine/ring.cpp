@@ -74,7 +74,7 @@ bool Ring::peek_at(std::uint64_t position, FrameView& frame) const noexcept {
     const std::size_t offset = position & (capacity_ - 1);
     const std::uint64_t available = tail - position;
     // Validate everything against the ring's geometry before trusting it.
-    if (available > capacity_ || available < sizeof(FrameHeader)) return false;
+    if (available > capacity_ || available < sizeof(FrameHeader) || offset % frame_alignment != 0) return false;
     std::memcpy(&frame.header, data_ + offset, sizeof frame.header);
     const std::uint64_t span = frame_span(frame.header.size);
     if (span > capacity_ - offset || span > available) return false;

@@ -5,11 +5,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <bit>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "procpool/errors.hpp"
@@ -137,6 +139,35 @@ TEST_CASE("code_ref - a forked child resolves the ref and calls the function" *
   REQUIRE(waitpid(pid, &status, 0) == pid);
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == kAnswer);
+}
+
+TEST_CASE("code_ref - children forked while other threads re-scan still resolve" *
+          doctest::timeout(10)) {
+  // Unknown hashes force re-scans under the exclusive lock; a fork in the
+  // middle of one must not leave the child stuck on a lock nobody will release.
+  const CodeRef ref = code_ref_of_function(&the_answer);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 3; ++i)
+    threads.emplace_back([&] {
+      while (!stop) (void)what_of(CodeRef{0xdeadbeefcafef00dULL, 0});
+    });
+  int resolved = 0;
+  for (int i = 0; i < 20; ++i) {
+    const pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      alarm(5);  // a hung child dies of SIGALRM instead of hanging the test
+      (void)what_of(CodeRef{0xdeadbeefcafef00dULL, 0});  // re-scans in the child
+      _exit(function_from_code_ref<int()>(ref)());
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    resolved += WIFEXITED(status) && WEXITSTATUS(status) == kAnswer;
+  }
+  stop = true;
+  for (auto& t : threads) t.join();
+  CHECK(resolved == 20);
 }
 
 TEST_CASE("code_ref - an exec'd copy of this binary resolves the ref at its own address" *

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Python multiprocessing.Pool on the same workloads as bm_pool / bm_thread_pool.
+
+Standard library only. Prints one JSON object on stdout:
+
+    {"apply_async_noop_tasks_per_s": float, "roundtrip_us": float,
+     "python": "3.11.7 ...", "start_method": "fork", "workers": 2}
+
+benchmarks/compare.py runs this with its own interpreter and reads the first
+three keys; the others are informational.
+
+Workloads (2 worker processes, the platform's default start method - fork on
+Linux up to Python 3.13):
+  * apply_async no-op throughput: submit 10000 apply_async(noop, (i,)), then
+    .get() all of them; repeated, reported as tasks/s.
+  * round trip latency: apply_async(noop, (i,)).get() one at a time; reported
+    as microseconds per round trip.
+
+Usage: python_pool.py [--quick] [--min-time SECONDS]
+"""
+
+import argparse
+import json
+import multiprocessing
+import statistics
+import sys
+import time
+
+WORKERS = 2
+BATCH = 10000
+MIN_REPETITIONS = 3        # throughput batches per run (1 with --quick)
+
+
+def noop(x):
+    """The task: takes an int, returns it (must be module level to pickle)."""
+    return x
+
+
+def measure_throughput(pool, min_time, min_reps=MIN_REPETITIONS):
+    """Tasks/s for batches of BATCH apply_async no-ops.
+
+    Runs whole batches until at least `min_time` seconds have elapsed and at
+    least `min_reps` batches were done, and reports the MEDIAN of the
+    per-batch rates: robust against a stray slow batch (scheduler hiccup,
+    GC pass) without rewarding a lucky one the way "best of" would.
+    """
+    rates = []
+    start = time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
+        results = [pool.apply_async(noop, (i,)) for i in range(BATCH)]
+        for r in results:
+            r.get()
+        t1 = time.perf_counter()
+        rates.append(BATCH / (t1 - t0))
+        if len(rates) >= min_reps and t1 - start >= min_time:
+            return statistics.median(rates)
+
+
+def measure_roundtrip(pool, min_time):
+    """Mean microseconds per apply_async(noop, (i,)).get(), one at a time.
+
+    Loops for at least `min_time` seconds and divides the elapsed wall time
+    by the number of round trips - the same statistic Google Benchmark
+    reports as real_time per iteration.
+    """
+    n = 0
+    t0 = time.perf_counter()
+    while True:
+        for _ in range(100):  # check the clock every 100 round trips
+            pool.apply_async(noop, (n,)).get()
+            n += 1
+        elapsed = time.perf_counter() - t0
+        if elapsed >= min_time:
+            return elapsed / n * 1e6
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="short run for CI smoke tests (0.3 s per measurement)")
+    ap.add_argument("--min-time", type=float, default=None,
+                    help="seconds per measurement (default 1.0, 0.3 with --quick)")
+    args = ap.parse_args()
+    min_time = args.min_time if args.min_time is not None else (0.3 if args.quick else 1.0)
+
+    with multiprocessing.Pool(WORKERS) as pool:
+        # Warm-up: make sure the workers are up and the pipes/threads are hot.
+        for r in [pool.apply_async(noop, (i,)) for i in range(1000)]:
+            r.get()
+        for i in range(200):
+            pool.apply_async(noop, (i,)).get()
+
+        throughput = measure_throughput(pool, min_time,
+                                        1 if args.quick else MIN_REPETITIONS)
+        roundtrip = measure_roundtrip(pool, min_time)
+
+    json.dump({
+        "apply_async_noop_tasks_per_s": throughput,
+        "roundtrip_us": roundtrip,
+        "python": sys.version.replace("\n", " "),
+        "start_method": multiprocessing.get_start_method(),
+        "workers": WORKERS,
+    }, sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what procpool needs to build, test and benchmark on Debian 12, skipping
+# what is already there. Run as root (or with sudo available).
+set -euo pipefail
+
+packages=(
+  g++ meson ninja-build pkg-config python3
+  libboost-dev libcereal-dev doctest-dev libbenchmark-dev
+  python3-matplotlib
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+echo "procpool setup: installing ${missing[*]}" >&2
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
