@@ -12,7 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
-#include <shared_mutex>
+#include <atomic>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,7 +37,6 @@ struct Module {
 
 // An immutable snapshot: readers keep it alive after dropping the lock, and a
 // re-scan swaps in a new one instead of mutating what readers may be using.
-using Table = std::shared_ptr<const std::vector<Module>>;
 
 std::string hex(std::uint64_t value) {
   char buf[2 + 16 + 1];
@@ -107,18 +106,21 @@ int scan_one(dl_phdr_info* info, std::size_t, void* data) {
   }
 }
 
+// Readers take the current snapshot without a lock (every task names its
+// invoker); rescans, rare, build a new snapshot under `scan_mutex`. Old
+// snapshots stay alive (a reader may still hold one) in `history`.
 struct Cache {
-  std::shared_mutex mutex;
-  Table table;
+  std::mutex scan_mutex;
+  std::atomic<const std::vector<Module>*> table{nullptr};
+  std::vector<std::unique_ptr<const std::vector<Module>>> history;  // under scan_mutex
 
   Cache() {
-    // A fork() while another thread holds the lock (or scans) would leave it
-    // held forever in the child, and workers call resolve_code_ref right after
-    // fork. So hold it across fork. The child re-creates it instead of
-    // unlocking, because the owner's thread id (checked by glibc's unlock)
-    // changes in the child.
-    pthread_atfork([] { cache().mutex.lock(); }, [] { cache().mutex.unlock(); },
-                   [] { new (&cache().mutex) std::shared_mutex; });
+    // A fork() during a rescan would leave the mutex held, and glibc's loader
+    // lock with it, in the child. So no fork happens mid-scan: the mutex is
+    // held across fork and released on both sides (a normal mutex may be
+    // unlocked by the forking thread's copy in the child).
+    pthread_atfork([] { cache().scan_mutex.lock(); }, [] { cache().scan_mutex.unlock(); },
+                   [] { cache().scan_mutex.unlock(); });
   }
 
   // Leaked on purpose: usable from other static destructors and atfork handlers.
@@ -128,22 +130,22 @@ struct Cache {
   }
 };
 
+using Table = const std::vector<Module>*;
+
 // The cached table, or a fresh scan of the loaded modules if `rescan` or none
-// is cached yet. The scan runs under the exclusive lock so that fork() (see
-// Cache) never happens mid-scan: glibc does not reset its loader lock in the
-// child, so a child forked while dl_iterate_phdr runs would hang in its own.
+// is cached yet.
 Table modules(bool rescan) {
   Cache& c = Cache::cache();
   if (!rescan) {
-    std::shared_lock lock(c.mutex);
-    if (c.table) return c.table;
+    if (Table t = c.table.load(std::memory_order_acquire)) return t;
   }
-  std::unique_lock lock(c.mutex);
+  std::lock_guard lock(c.scan_mutex);
   Scan scan;
   dl_iterate_phdr(scan_one, &scan);
   if (scan.error) std::rethrow_exception(scan.error);
-  c.table = std::make_shared<const std::vector<Module>>(std::move(scan.modules));
-  return c.table;
+  c.history.push_back(std::make_unique<const std::vector<Module>>(std::move(scan.modules)));
+  c.table.store(c.history.back().get(), std::memory_order_release);
+  return c.history.back().get();
 }
 
 // The first module matching `pred`, searching the cache and then, on a miss,

@@ -19,8 +19,9 @@ struct Doorbell {
 
   // Call after publishing (any store the waiter's condition reads).
   void ring() noexcept {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (sleepers.load(std::memory_order_relaxed) != 0) {
+    // A seq_cst read-modify-write orders the caller's publishing store before
+    // this read of `sleepers` (a full barrier; unlike a fence, TSan models it).
+    if (sleepers.fetch_add(0, std::memory_order_seq_cst) != 0) {
       seq.fetch_add(1, std::memory_order_release);
       futex_wake_all(seq, FutexScope::shared);
     }
@@ -42,7 +43,6 @@ struct Doorbell {
     }
     const std::uint32_t observed = seq.load(std::memory_order_acquire);
     sleepers.fetch_add(1, std::memory_order_seq_cst);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
     if (!ready()) futex_wait(seq, observed, timeout, FutexScope::shared);
     sleepers.fetch_sub(1, std::memory_order_relaxed);
     return ready();

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <boost/interprocess/mapped_region.hpp>
 #include <cstddef>
 #include <cstdint>
 
@@ -27,15 +28,15 @@ struct PoolControl {
   Doorbell parent_bell;  // the parent's result thread sleeps here; workers ring it
 };
 
-// One MAP_SHARED | MAP_ANONYMOUS mapping: inherited by the zygote and every
-// worker it forks, and gone with the last process that maps it, so nothing
-// can be left behind in /dev/shm, whoever dies.
+// One anonymous shared mapping (Boost.Interprocess: MAP_SHARED |
+// MAP_ANONYMOUS): inherited by the zygote and every worker it forks, and gone
+// with the last process that maps it, so nothing can be left behind in
+// /dev/shm, whoever dies. No lock lives in it.
 class SharedRegion {
  public:
   SharedRegion(int slots, std::size_t ring_capacity);
   SharedRegion(const SharedRegion&) = delete;
   SharedRegion& operator=(const SharedRegion&) = delete;
-  ~SharedRegion();
 
   PoolControl& pool() const noexcept { return *pool_; }
   SlotControl& slot(int i) const noexcept;
@@ -46,8 +47,8 @@ class SharedRegion {
  private:
   char* slot_base(int i) const noexcept { return base_ + slot_offset_ + static_cast<std::size_t>(i) * slot_stride_; }
 
+  boost::interprocess::mapped_region mapping_;
   char* base_ = nullptr;
-  std::size_t size_ = 0;
   int slots_ = 0;
   std::size_t ring_capacity_ = 0;
   std::size_t slot_offset_ = 0;
