@@ -33,7 +33,7 @@ PoolOptions with_processes(int processes) {
 
 Pool::Pool() : Pool(PoolOptions{}) {}
 Pool::Pool(int processes) : Pool(with_processes(processes)) {}
-Pool::Pool(PoolOptions options) : core_(std::make_unique<detail::PoolCore>(std::move(options))) {}
+Pool::Pool(PoolOptions options) : core_(std::make_shared<detail::PoolCore>(std::move(options))) {}
 Pool::~Pool() { core_->finish(); }
 
 void Pool::close() { core_->close(); }

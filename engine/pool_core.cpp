@@ -121,6 +121,7 @@ void PoolCore::submit(std::shared_ptr<ResultStateBase> state, FunctionRef<void(O
         SerializationError(std::string("procpool::Pool::apply_async: cannot serialize the task: ") + e.what())));
     return;
   }
+  state->set_source(weak_from_this());
   Task task;
   task.state = std::move(state);
   if (out.storage() == OutputBuffer::Storage::memfd) {
@@ -276,6 +277,7 @@ void PoolCore::signal_result_thread() noexcept {
 }
 
 void PoolCore::stop_threads() noexcept {
+  pumping_open_.store(false, std::memory_order_release);
   signal_result_thread();
   if (result_thread_.joinable()) result_thread_.join();
   if (monitor_wake_) {
@@ -289,28 +291,85 @@ void PoolCore::stop_threads() noexcept {
 void PoolCore::result_loop() {
   std::uint32_t seen_signals = signals_.load(std::memory_order_acquire);
   for (;;) {
+    std::vector<std::function<void()>> callbacks;
     bool progressed = false;
-    for (int i = 0; i < processes_; ++i) progressed |= drain_results(i);
-    progressed |= handle_events();
+    bool done = false;
     {
-      std::lock_guard lock(mutex_);
-      if (phase_ == Phase::terminated) return;
-      dispatch_backlog_locked();
-      if (phase_ == Phase::closing && backlog_.empty()) send_stops_locked();
-      if (phase_ == Phase::closing && all_exited_locked()) return;
+      std::lock_guard drain(drain_mutex_);
+      deferred_callbacks = &callbacks;
+      progressed = handle_events();
+      progressed |= drain_all();
+      {
+        std::lock_guard lock(mutex_);
+        done = phase_ == Phase::terminated || (phase_ == Phase::closing && all_exited_locked());
+      }
+      deferred_callbacks = nullptr;
     }
-    if (progressed) continue;
+    {
+      std::lock_guard lock(callbacks_mutex_);
+      for (auto& c : pumped_callbacks_) callbacks.push_back(std::move(c));
+      pumped_callbacks_.clear();
+    }
+    // Outside every lock: a callback may submit tasks or wait on results.
+    run_callbacks(callbacks);
+    if (done) return;
+    if (progressed || !callbacks.empty()) continue;
     region_.pool().parent_bell.wait(
-        [&] {
-          if (signals_.load(std::memory_order_acquire) != seen_signals) return true;
-          for (Slot& s : slots_) {
-            if (!s.results.empty()) return true;
-          }
-          return false;
-        },
+        [&] { return signals_.load(std::memory_order_acquire) != seen_signals || any_results(); },
         result_wait_spins);
     seen_signals = signals_.load(std::memory_order_acquire);
   }
+}
+
+bool PoolCore::any_results() const noexcept {
+  for (const Slot& s : slots_) {
+    if (!s.results.empty()) return true;
+  }
+  return false;
+}
+
+// Takes every ready result, then refills the rings from the backlog.
+bool PoolCore::drain_all() {
+  bool progressed = false;
+  for (int i = 0; i < processes_; ++i) progressed |= drain_results(i);
+  std::lock_guard lock(mutex_);
+  if (phase_ == Phase::terminated) return progressed;
+  dispatch_backlog_locked();
+  if (phase_ == Phase::closing && backlog_.empty()) send_stops_locked();
+  return progressed;
+}
+
+bool PoolCore::pump() noexcept {
+  if (!pumping_open_.load(std::memory_order_acquire)) return false;
+  std::unique_lock drain(drain_mutex_, std::try_to_lock);
+  if (!drain.owns_lock()) return false;
+  std::vector<std::function<void()>> callbacks;
+  deferred_callbacks = &callbacks;
+  bool progressed = false;
+  try {
+    progressed = drain_all();
+  } catch (...) {
+    // Only a failing mutex could throw here; the result thread will retry.
+  }
+  deferred_callbacks = nullptr;
+  drain.unlock();
+  if (!callbacks.empty()) {
+    {
+      std::lock_guard lock(callbacks_mutex_);
+      for (auto& c : callbacks) pumped_callbacks_.push_back(std::move(c));
+    }
+    signal_result_thread();
+  }
+  return progressed;
+}
+
+void PoolCore::begin_pumping() noexcept { region_.pool().pumpers.fetch_add(1, std::memory_order_seq_cst); }
+
+void PoolCore::end_pumping() noexcept {
+  region_.pool().pumpers.fetch_sub(1, std::memory_order_seq_cst);
+  // A result published while we counted as a pumper rang no bell: if one is
+  // still waiting, make sure the result thread looks.
+  if (any_results()) region_.pool().parent_bell.ring();
 }
 
 bool PoolCore::drain_results(int index) {

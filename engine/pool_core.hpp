@@ -21,7 +21,7 @@
 
 namespace procpool::detail {
 
-class PoolCore {
+class PoolCore final : public ResultSource, public std::enable_shared_from_this<PoolCore> {
  public:
   explicit PoolCore(PoolOptions options);
   PoolCore(const PoolCore&) = delete;
@@ -38,6 +38,11 @@ class PoolCore {
 
   int size() const;
   std::vector<pid_t> worker_pids() const;
+
+  // ResultSource: threads waiting in get() drain result rings themselves.
+  bool pump() noexcept override;
+  void begin_pumping() noexcept override;
+  void end_pumping() noexcept override;
 
  private:
   enum class Phase { running, closing, terminated };
@@ -74,9 +79,11 @@ class PoolCore {
   void send_stops_locked();
   bool all_exited_locked() const;
 
-  // Result thread.
+  // Result thread (and pumping waiters, under drain_mutex_).
   void result_loop();
+  bool drain_all();
   bool drain_results(int slot);
+  bool any_results() const noexcept;
   void complete(Task& task, const FrameView& frame, int slot);
   bool handle_events();
   void on_spawned(int slot, pid_t pid, UniqueFd socket);
@@ -107,6 +114,13 @@ class PoolCore {
   std::atomic<std::size_t> inflight_total_{0};
   // Per slot: the task the monitor killed its worker for (0: none).
   std::unique_ptr<std::atomic<std::uint64_t>[]> timed_out_;
+
+  // Held by whichever thread drains result rings: the result thread, or a
+  // waiter pumping. Never held while user callbacks run.
+  std::mutex drain_mutex_;
+  std::atomic<bool> pumping_open_{true};
+  std::mutex callbacks_mutex_;
+  std::vector<std::function<void()>> pumped_callbacks_;  // collected by pumpers, run by the result thread
 
   std::mutex events_mutex_;
   std::vector<Event> events_;

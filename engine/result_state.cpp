@@ -8,23 +8,32 @@ namespace procpool::detail {
 
 namespace {
 
-// Rounds of polling before a waiter sleeps: a result that is microseconds away
-// is taken without the cost of a futex sleep and wake-up.
+// Rounds of polling (pumping the pool's result rings) before a waiter
+// sleeps: a result that is microseconds away is taken without the cost of a
+// futex sleep and wake-up.
 constexpr int wait_spins = 4000;
 
 }  // namespace
+
+thread_local std::vector<std::function<void()>>* deferred_callbacks = nullptr;
 
 ResultStateBase::~ResultStateBase() = default;
 
 void ResultStateBase::wait() const noexcept { wait_for(std::chrono::nanoseconds(-1)); }
 
 bool ResultStateBase::wait_for(std::chrono::nanoseconds timeout) const noexcept {
-  for (int i = 0; i < wait_spins; ++i) {
-    if (ready()) return true;
-    cpu_relax();
-  }
+  if (ready()) return true;
   const bool forever = timeout.count() < 0;
   const auto deadline = std::chrono::steady_clock::now() + (forever ? std::chrono::nanoseconds(0) : timeout);
+  if (const auto source = source_.lock()) {
+    source->begin_pumping();
+    for (int i = 0; i < wait_spins && !ready(); ++i) {
+      if (!source->pump()) cpu_relax();
+      if (!forever && (i & 255) == 255 && std::chrono::steady_clock::now() >= deadline) break;
+    }
+    source->end_pumping();
+    source->pump();  // a result published just before end_pumping() woke nobody
+  }
   while (!ready()) {
     std::chrono::nanoseconds left(-1);
     if (!forever) {
@@ -52,6 +61,14 @@ void ResultStateBase::complete() noexcept {
     callbacks.swap(callbacks_);
   }
   if (waiters_.load(std::memory_order_seq_cst) != 0) futex_wake_all(done_, FutexScope::process_private);
+  if (deferred_callbacks != nullptr) {
+    for (auto& callback : callbacks) deferred_callbacks->push_back(std::move(callback));
+    return;
+  }
+  run_callbacks(callbacks);
+}
+
+void run_callbacks(std::vector<std::function<void()>>& callbacks) noexcept {
   for (auto& callback : callbacks) {
     try {
       callback();

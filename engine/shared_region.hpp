@@ -26,6 +26,9 @@ struct SlotControl {
 
 struct PoolControl {
   Doorbell parent_bell;  // the parent's result thread sleeps here; workers ring it
+  // Parent threads now pumping result rings themselves (waiting in get()):
+  // while non-zero, workers need not ring parent_bell after a result.
+  alignas(64) std::atomic<std::uint32_t> pumpers{0};
 };
 
 // One anonymous shared mapping (Boost.Interprocess: MAP_SHARED |

@@ -102,7 +102,9 @@ class Worker {
         break;
       }
     }
-    pool_.parent_bell.ring();
+    // seq_cst read-modify-write: orders the tail store before the read, so a
+    // pumper that stops now either sees this result or is seen to have stopped.
+    if (pool_.pumpers.fetch_add(0, std::memory_order_seq_cst) == 0) pool_.parent_bell.ring();
   }
 
   // Waits for the parent to make room: it drains result rings all the time.

@@ -96,7 +96,8 @@ class Pool {
   std::vector<pid_t> worker_pids() const;
 
  private:
-  std::unique_ptr<detail::PoolCore> core_;
+  // Shared with the results, which pump it while they wait (weakly).
+  std::shared_ptr<detail::PoolCore> core_;
 };
 
 }  // namespace procpool

@@ -16,6 +16,29 @@
 
 namespace procpool::detail {
 
+// Where results come from: a thread waiting for one may pump it (drain the
+// pool's result rings itself) instead of waiting for the result thread to
+// wake it up, which saves a hand-off between threads on every round trip.
+class ResultSource {
+ public:
+  // Takes whatever results are ready, if no other thread is doing so now.
+  // Returns whether it took any. Never blocks.
+  virtual bool pump() noexcept = 0;
+  // Brackets a stretch of pumping: workers skip waking the result thread
+  // while someone pumps.
+  virtual void begin_pumping() noexcept = 0;
+  virtual void end_pumping() noexcept = 0;
+
+ protected:
+  ~ResultSource() = default;
+};
+
+// While a thread drains results, the callbacks of the results it completes
+// are collected here instead of run, so they run on the result thread only.
+extern thread_local std::vector<std::function<void()>>* deferred_callbacks;
+// Runs callbacks, reporting (on stderr) and swallowing what they throw.
+void run_callbacks(std::vector<std::function<void()>>& callbacks) noexcept;
+
 // Completion, waiting and callbacks, independent of the value type.
 class ResultStateBase {
  public:
@@ -41,6 +64,9 @@ class ResultStateBase {
   // Valid once ready().
   const std::exception_ptr& error() const noexcept { return error_; }
 
+  // The pool that will complete this state, for waiters to pump.
+  void set_source(std::weak_ptr<ResultSource> source) noexcept { source_ = std::move(source); }
+
  protected:
   // Publishes the outcome and runs the callbacks; called exactly once.
   void complete() noexcept;
@@ -51,6 +77,7 @@ class ResultStateBase {
   std::mutex callbacks_mutex_;
   std::vector<std::function<void()>> callbacks_;
   std::exception_ptr error_;
+  std::weak_ptr<ResultSource> source_;
 };
 
 template <class T>
