@@ -1,13 +1,33 @@
 #!/usr/bin/env bash
-# Builds procpool and runs every test suite. The README's test command.
+# Builds procpool and runs every test: the whole suite on a normal build, then
+# the unit and pool suites under ASan+UBSan and under TSan. The README's test
+# command. `--quick` skips the sanitizer builds (for a fast local loop).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-build=${BUILD_DIR:-build}
-if [[ -d $build ]]; then
-  meson setup --reconfigure "$build" -Dtests=true >/dev/null
-else
-  meson setup "$build" -Dtests=true >/dev/null
+
+configure() {  # DIR [meson options...]
+  local dir=$1
+  shift
+  if [[ -d $dir ]]; then
+    meson setup --reconfigure "$dir" "$@" >/dev/null
+  else
+    meson setup "$dir" "$@" >/dev/null
+  fi
+  ninja -C "$dir"
+}
+
+configure build -Dtests=true
+meson test -C build --print-errorlogs
+builds=(build)
+
+if [[ ${1:-} != --quick ]]; then
+  # The sanitizer builds leave benchmarks and examples out: they test nothing new there.
+  for sanitizer in address,undefined thread; do
+    dir=build-${sanitizer%%,*}
+    configure "$dir" -Dtests=true -Dbenchmarks=false -Dexamples=false -Db_sanitize="$sanitizer" -Db_lundef=false
+    meson test -C "$dir" --suite unit --suite pool --print-errorlogs
+    builds+=("$dir")
+  done
 fi
-ninja -C "$build"
-meson test -C "$build" --print-errorlogs
+scripts/test_summary.py "${builds[@]}"
