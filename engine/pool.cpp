@@ -17,9 +17,14 @@ int cpu_count() {
 }
 
 namespace detail {
-void submit_task(PoolCore& core, std::shared_ptr<ResultStateBase> state, FunctionRef<void(OutputBuffer&)> encode) {
-  core.submit(std::move(state), encode);
+void submit_task(PoolCore& core, const char* call, std::shared_ptr<ResultStateBase> state,
+                 FunctionRef<void(OutputBuffer&)> encode) {
+  core.submit(call, std::move(state), encode);
 }
+void check_running(const PoolCore& core, const char* call) { core.check_running(call); }
+void attach_source(PoolCore& core, ResultStateBase& state) { state.set_source(core.weak_from_this()); }
+void register_flusher(PoolCore& core, std::weak_ptr<InputFlusher> flusher) { core.register_flusher(std::move(flusher)); }
+int worker_count(const PoolCore& core) noexcept { return core.processes(); }
 }  // namespace detail
 
 namespace {

@@ -11,7 +11,7 @@
 #include <sys/wait.h>
 
 #include "engine/worker.hpp"
-#include "serialization/error_codec.hpp"
+#include "procpool/detail/error_codec.hpp"
 #include "serialization/side_channel.hpp"
 
 namespace procpool::detail {
@@ -97,17 +97,20 @@ PoolCore::~PoolCore() {
 }
 
 void PoolCore::check_running(const char* call) const {
+  std::lock_guard lock(mutex_);
+  check_running_locked(call);
+}
+
+void PoolCore::check_running_locked(const char* call) const {
   if (phase_ != Phase::running) {
     throw ValueError(std::string("procpool::Pool::") + call + ": pool is " +
                      (phase_ == Phase::closing ? "closed" : "terminated"));
   }
 }
 
-void PoolCore::submit(std::shared_ptr<ResultStateBase> state, FunctionRef<void(OutputBuffer&)> encode) {
-  {
-    std::lock_guard lock(mutex_);
-    check_running("apply_async");
-  }
+void PoolCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
+                      FunctionRef<void(OutputBuffer&)> encode) {
+  check_running(call);
   // Serialize outside the lock, into a per-thread buffer that is reused.
   thread_local OutputBuffer out;
   out.reset(nullptr, 0, ring_capacity / 4);
@@ -118,7 +121,7 @@ void PoolCore::submit(std::shared_ptr<ResultStateBase> state, FunctionRef<void(O
     return;
   } catch (const std::exception& e) {
     state->fail(std::make_exception_ptr(
-        SerializationError(std::string("procpool::Pool::apply_async: cannot serialize the task: ") + e.what())));
+        SerializationError(std::string("procpool::Pool::") + call + ": cannot serialize the task: " + e.what())));
     return;
   }
   state->set_source(weak_from_this());
@@ -129,7 +132,7 @@ void PoolCore::submit(std::shared_ptr<ResultStateBase> state, FunctionRef<void(O
     task.memfd.reset(out.release_memfd());
   }
   std::lock_guard lock(mutex_);
-  check_running("apply_async");
+  check_running_locked(call);
   task.id = next_id_++;
   if (backlog_.empty() && dispatch_locked(task, out.data(), out.size())) return;
   if (!task.memfd) task.bytes.assign(out.data(), out.data() + out.size());
@@ -143,6 +146,8 @@ bool PoolCore::dispatch_locked(Task& task, const char* bytes, std::size_t size) 
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     Slot& s = slots_[i];
     if (s.state != Slot::State::running || s.stop_sent || s.inflight.size() >= max_inflight_per_worker) continue;
+    // A worker leaving after maxtasksperchild gets no task it would not run.
+    if (options_.maxtasksperchild != 0 && s.done + s.inflight.size() >= options_.maxtasksperchild) continue;
     if (best == nullptr || s.inflight.size() < best->inflight.size()) {
       best = &s;
       best_index = static_cast<int>(i);
@@ -191,10 +196,27 @@ bool PoolCore::all_exited_locked() const {
   return std::all_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.state == Slot::State::exited; });
 }
 
+void PoolCore::register_flusher(std::weak_ptr<InputFlusher> flusher) {
+  std::lock_guard lock(flushers_mutex_);
+  std::erase_if(flushers_, [](const auto& f) { return f.expired(); });
+  flushers_.push_back(std::move(flusher));
+}
+
 void PoolCore::close() {
+  check_running("close");
+  // A lazy imap still holding input hands all of it over now, as Python's
+  // imap (which reads its input eagerly) would already have done.
+  std::vector<std::weak_ptr<InputFlusher>> flushers;
+  {
+    std::lock_guard lock(flushers_mutex_);
+    flushers.swap(flushers_);
+  }
+  for (auto& weak : flushers) {
+    if (auto flusher = weak.lock()) flusher->flush_input();
+  }
   {
     std::lock_guard lock(mutex_);
-    check_running("close");
+    check_running_locked("close");
     phase_ = Phase::closing;
   }
   signal_result_thread();
@@ -219,7 +241,7 @@ void PoolCore::terminate() {
   std::vector<Task> unfinished;
   {
     std::lock_guard lock(mutex_);
-    check_running("terminate");
+    check_running_locked("terminate");
     phase_ = Phase::terminated;
     for (Slot& s : slots_) {
       for (Task& t : s.inflight) unfinished.push_back(std::move(t));
@@ -257,13 +279,13 @@ void PoolCore::finish() noexcept {
 
 int PoolCore::size() const {
   std::lock_guard lock(mutex_);
-  check_running("size");
+  check_running_locked("size");
   return processes_;
 }
 
 std::vector<pid_t> PoolCore::worker_pids() const {
   std::lock_guard lock(mutex_);
-  check_running("worker_pids");
+  check_running_locked("worker_pids");
   std::vector<pid_t> pids;
   for (const Slot& s : slots_) {
     if (s.state == Slot::State::running) pids.push_back(s.pid);
@@ -335,6 +357,7 @@ bool PoolCore::drain_all() {
   std::lock_guard lock(mutex_);
   if (phase_ == Phase::terminated) return progressed;
   dispatch_backlog_locked();
+  if (progressed) steal_for_idle_workers_locked();
   if (phase_ == Phase::closing && backlog_.empty()) send_stops_locked();
   return progressed;
 }
@@ -393,6 +416,7 @@ bool PoolCore::drain_results(int index) {
       }
       task = std::move(slot.inflight.front());
       slot.inflight.pop_front();
+      ++slot.done;
       task_count_changed_locked(-1);
     }
     complete(task, frame, index);
@@ -416,7 +440,7 @@ void PoolCore::complete(Task& task, const FrameView& frame, int index) {
     std::uint8_t status = 0;
     in.read(&status, 1);
     if (status == static_cast<std::uint8_t>(ResultStatus::value)) {
-      task.state->deliver(in);
+      task.state->deliver(in, slot.pid);
     } else if (status == static_cast<std::uint8_t>(ResultStatus::error)) {
       task.state->fail(decode_exception(in, slot.pid));
     } else {
@@ -453,6 +477,7 @@ void PoolCore::on_spawned(int index, pid_t pid, UniqueFd socket) {
   slot.pid = pid;
   slot.socket = std::move(socket);
   slot.stop_sent = false;
+  slot.done = 0;
   slot.state = Slot::State::running;
 }
 
@@ -472,41 +497,30 @@ void PoolCore::on_exited(int index, pid_t pid, int status) {
     const std::uint64_t running = region_.slot(index).running_task.load(std::memory_order_acquire);
     const bool ring_corrupt = WIFEXITED(status) && WEXITSTATUS(status) == worker_exit_corrupt_ring;
     const std::string why = describe_exit(pid, status);
-    // Walk the frames the worker did not finish: its task, if it was running
-    // one, is lost; the others never started and go back to the queue.
-    std::uint64_t position = slot.tasks.head_position();
-    bool skipped_finished = false;
+    // Of the tasks the worker did not finish, the one it was running is lost;
+    // the others never started and go back to the queue.
+    const auto frames = unconsumed_frames(slot.tasks);
     std::deque<Task> requeue;
     task_count_changed_locked(-static_cast<std::ptrdiff_t>(slot.inflight.size()));
     const std::uint64_t timed_out = timed_out_[static_cast<std::size_t>(index)].exchange(0);
-    while (!slot.inflight.empty()) {
-      Task task = std::move(slot.inflight.front());
-      slot.inflight.pop_front();
-      FrameView frame{};
-      bool found = slot.tasks.peek_at(position, frame);
-      if (found && frame.header.task_id != task.id && !skipped_finished) {
-        // The task whose result we just took may not have been popped yet.
-        skipped_finished = true;
-        position += frame.span;
-        found = slot.tasks.peek_at(position, frame);
-      }
-      if (found) position += frame.span;
+    for (Task& task : slot.inflight) {
+      const auto frame = std::find_if(frames.begin(), frames.end(),
+                                      [&](const FrameView& f) { return f.header.task_id == task.id; });
       if (task.id == running && running == timed_out) {
         failed.emplace_back(std::move(task), std::make_exception_ptr(TaskTimeout(
                                                  "procpool: the task ran past its timeout of " +
                                                  std::to_string(options_.task_timeout.count()) + " ms; " + why)));
       } else if (task.id == running) {
         failed.emplace_back(std::move(task), std::make_exception_ptr(WorkerLost(why + " while running the task")));
-      } else if (ring_corrupt || !found || frame.header.task_id != task.id || frame.header.kind != FrameKind::task) {
+      } else if (ring_corrupt || frame == frames.end()) {
         failed.emplace_back(std::move(task), std::make_exception_ptr(SerializationError(
                                                  "procpool: the task's frame in shared memory was corrupted (" + why + ")")));
       } else {
-        if ((frame.header.flags & frame_side_channel) == 0) {
-          task.bytes.assign(frame.payload, frame.payload + frame.header.size);
-        }
+        take_payload(task, *frame);
         requeue.push_back(std::move(task));
       }
     }
+    slot.inflight.clear();
     backlog_.insert(backlog_.begin(), std::make_move_iterator(requeue.begin()), std::make_move_iterator(requeue.end()));
     slot.tasks.reset();
     slot.results.reset();
@@ -522,6 +536,58 @@ void PoolCore::on_exited(int index, pid_t pid, int status) {
     }
   }
   for (auto& [task, error] : failed) task.state->fail(error);
+}
+
+std::vector<FrameView> PoolCore::unconsumed_frames(const Ring& ring) {
+  // Stops at the first frame that does not validate: the rest cannot be found.
+  std::vector<FrameView> frames;
+  FrameView frame{};
+  for (std::uint64_t position = ring.head_position(); ring.peek_at(position, frame); position += frame.span) {
+    const auto flags = std::atomic_ref<std::uint16_t>(
+        reinterpret_cast<FrameHeader*>(const_cast<char*>(frame.payload) - sizeof(FrameHeader))->flags).load();
+    if (frame.header.kind == FrameKind::task && (flags & frame_stolen) == 0) frames.push_back(frame);
+  }
+  return frames;
+}
+
+void PoolCore::take_payload(Task& task, const FrameView& frame) {
+  // A large payload's memfd is still held by the task; a small one is copied out of the ring.
+  if ((frame.header.flags & frame_side_channel) == 0) task.bytes.assign(frame.payload, frame.payload + frame.header.size);
+}
+
+void PoolCore::steal_for_idle_workers_locked() {
+  if (!backlog_.empty()) return;
+  for (Slot& idle : slots_) {
+    if (idle.state != Slot::State::running || idle.stop_sent || !idle.inflight.empty()) continue;
+    Slot* busiest = nullptr;
+    for (Slot& s : slots_) {
+      if (s.state == Slot::State::running && s.inflight.size() >= 2 &&
+          (busiest == nullptr || s.inflight.size() > busiest->inflight.size())) {
+        busiest = &s;
+      }
+    }
+    if (busiest == nullptr) return;
+    // Take the newer half of what its worker has not claimed yet.
+    std::vector<FrameView> waiting;
+    for (const FrameView& f : unconsumed_frames(busiest->tasks)) {
+      const auto flags = std::atomic_ref<std::uint16_t>(
+          reinterpret_cast<FrameHeader*>(const_cast<char*>(f.payload) - sizeof(FrameHeader))->flags).load();
+      if ((flags & frame_claimed) == 0) waiting.push_back(f);
+    }
+    std::deque<Task> stolen;
+    for (std::size_t i = waiting.size() / 2; i < waiting.size(); ++i) {
+      if (!busiest->tasks.try_mark(waiting[i], frame_stolen)) continue;
+      const auto task = std::find_if(busiest->inflight.begin(), busiest->inflight.end(),
+                                     [&](const Task& t) { return t.id == waiting[i].header.task_id; });
+      if (task == busiest->inflight.end()) continue;
+      take_payload(*task, waiting[i]);
+      stolen.push_back(std::move(*task));
+      busiest->inflight.erase(task);
+      task_count_changed_locked(-1);
+    }
+    backlog_.insert(backlog_.begin(), std::make_move_iterator(stolen.begin()), std::make_move_iterator(stolen.end()));
+    dispatch_backlog_locked();
+  }
 }
 
 void PoolCore::on_zygote_lost() {

@@ -16,6 +16,7 @@
 #include "engine/unique_fd.hpp"
 #include "engine/zygote.hpp"
 #include "procpool/detail/function_ref.hpp"
+#include "procpool/detail/map_state.hpp"
 #include "procpool/detail/result_state.hpp"
 #include "procpool/pool.hpp"
 
@@ -29,7 +30,11 @@ class PoolCore final : public ResultSource, public std::enable_shared_from_this<
   // Terminates whatever is still running.
   ~PoolCore();
 
-  void submit(std::shared_ptr<ResultStateBase> state, FunctionRef<void(OutputBuffer&)> encode);
+  void submit(const char* call, std::shared_ptr<ResultStateBase> state, FunctionRef<void(OutputBuffer&)> encode);
+  // Throws ValueError naming `call` unless the pool is running.
+  void check_running(const char* call) const;
+  void register_flusher(std::weak_ptr<InputFlusher> flusher);
+  int processes() const noexcept { return processes_; }
   void close();
   void join();
   void terminate();
@@ -64,6 +69,7 @@ class PoolCore final : public ResultSource, public std::enable_shared_from_this<
     Ring tasks;
     Ring results;
     bool stop_sent = false;
+    std::size_t done = 0;       // results taken from this worker (for maxtasksperchild)
     std::deque<Task> inflight;  // dispatched to this worker, in ring order
   };
 
@@ -73,10 +79,14 @@ class PoolCore final : public ResultSource, public std::enable_shared_from_this<
   };
 
   // Submission and dispatch (under mutex_).
-  void check_running(const char* call) const;
+  void check_running_locked(const char* call) const;
   bool dispatch_locked(Task& task, const char* bytes, std::size_t size);
   void dispatch_backlog_locked();
   void send_stops_locked();
+  // Moves tasks a busy worker has not started to a worker with none.
+  void steal_for_idle_workers_locked();
+  static std::vector<FrameView> unconsumed_frames(const Ring& ring);
+  static void take_payload(Task& task, const FrameView& frame);
   bool all_exited_locked() const;
 
   // Result thread (and pumping waiters, under drain_mutex_).
@@ -121,6 +131,9 @@ class PoolCore final : public ResultSource, public std::enable_shared_from_this<
   std::atomic<bool> pumping_open_{true};
   std::mutex callbacks_mutex_;
   std::vector<std::function<void()>> pumped_callbacks_;  // collected by pumpers, run by the result thread
+
+  std::mutex flushers_mutex_;
+  std::vector<std::weak_ptr<InputFlusher>> flushers_;  // live imaps, asked to submit all input at close()
 
   std::mutex events_mutex_;
   std::vector<Event> events_;

@@ -57,6 +57,7 @@ void ResultStateBase::complete() noexcept {
   std::vector<std::function<void()>> callbacks;
   {
     std::lock_guard lock(callbacks_mutex_);
+    completed();
     done_.store(1, std::memory_order_seq_cst);
     callbacks.swap(callbacks_);
   }

@@ -1,5 +1,6 @@
 #include "engine/ring.hpp"
 
+#include <atomic>
 #include <cstring>
 
 namespace procpool::detail {
@@ -100,6 +101,16 @@ Ring::Peek Ring::peek(FrameView& frame) const noexcept {
   const std::uint64_t head = control_->head.load(std::memory_order_relaxed);
   if (head == control_->tail.load(std::memory_order_acquire)) return Peek::empty;
   return peek_at(head, frame) ? Peek::frame : Peek::corrupt;
+}
+
+bool Ring::try_mark(const FrameView& frame, std::uint16_t bit) noexcept {
+  auto* header = reinterpret_cast<FrameHeader*>(const_cast<char*>(frame.payload) - sizeof(FrameHeader));
+  std::atomic_ref<std::uint16_t> flags(header->flags);
+  std::uint16_t seen = flags.load(std::memory_order_acquire);
+  while ((seen & (frame_claimed | frame_stolen)) == 0) {
+    if (flags.compare_exchange_weak(seen, static_cast<std::uint16_t>(seen | bit), std::memory_order_acq_rel)) return true;
+  }
+  return false;
 }
 
 void Ring::pop(const FrameView& frame) noexcept {

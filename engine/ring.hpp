@@ -53,6 +53,10 @@ class Ring {
   void pop(const FrameView& frame) noexcept;
   bool empty() const noexcept;
 
+  // Sets `bit` (frame_claimed or frame_stolen) in the frame's header in the
+  // ring if neither is set yet. Returns whether this call set it.
+  bool try_mark(const FrameView& frame, std::uint16_t bit) noexcept;
+
   // Either side, when the other is known to be gone.
   void reset() noexcept;
   // Walks the unconsumed frames from the head without popping (for recovery

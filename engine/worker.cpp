@@ -9,7 +9,7 @@
 
 #include "procpool/detail/code_ref.hpp"
 #include "procpool/detail/task_codec.hpp"
-#include "serialization/error_codec.hpp"
+#include "procpool/detail/error_codec.hpp"
 #include "serialization/side_channel.hpp"
 
 namespace procpool::detail {
@@ -47,6 +47,10 @@ class Worker {
     if (frame.header.kind == FrameKind::stop) {
       tasks_.pop(frame);
       return false;
+    }
+    if (!tasks_.try_mark(frame, frame_claimed)) {
+      tasks_.pop(frame);  // the parent gave it to another worker
+      return true;
     }
     slot_.started_ns.store(monotonic_ns(), std::memory_order_relaxed);
     slot_.running_task.store(frame.header.task_id, std::memory_order_release);

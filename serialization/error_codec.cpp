@@ -1,4 +1,4 @@
-#include "serialization/error_codec.hpp"
+#include "procpool/detail/error_codec.hpp"
 
 #include <cereal/types/string.hpp>
 #include <cstdint>

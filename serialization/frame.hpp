@@ -17,6 +17,11 @@ enum FrameFlags : std::uint16_t {
   // The payload is not in the ring: the frame holds its length (8 bytes) and
   // the bytes are in a memfd sent ahead on the worker's socket.
   frame_side_channel = 1,
+  // Set by compare-and-swap, each at most once, never both: the worker
+  // claims a task before starting it; the parent steals one not yet claimed
+  // (to hand it to an idle worker). Whoever sets its bit first owns the task.
+  frame_claimed = 2,
+  frame_stolen = 4,
 };
 
 struct FrameHeader {
@@ -32,8 +37,5 @@ constexpr std::size_t frame_alignment = 16;
 constexpr std::size_t frame_span(std::size_t payload) {
   return sizeof(FrameHeader) + ((payload + frame_alignment - 1) & ~(frame_alignment - 1));
 }
-
-// Result payloads start with one of these.
-enum class ResultStatus : std::uint8_t { value = 0, error = 1 };
 
 }  // namespace procpool::detail

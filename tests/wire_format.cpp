@@ -7,7 +7,7 @@
 #include <stdexcept>
 
 #include "engine/ring.hpp"
-#include "serialization/error_codec.hpp"
+#include "procpool/detail/error_codec.hpp"
 
 using procpool::detail::FrameKind;
 using procpool::detail::FrameView;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <sys/types.h>
 #include <vector>
 
 #include "procpool/detail/buffer.hpp"
@@ -52,9 +53,9 @@ class ResultStateBase {
   // Returns whether the state is ready; waits at most `timeout`.
   bool wait_for(std::chrono::nanoseconds timeout) const noexcept;
 
-  // Reads the value from a result frame and completes. Throws (and stays
-  // pending) if the bytes do not deserialize.
-  virtual void deliver(InputBuffer& in) = 0;
+  // Reads the value from a result frame sent by `worker_pid` and completes.
+  // Throws (and stays pending) if the bytes do not deserialize.
+  virtual void deliver(InputBuffer& in, pid_t worker_pid) = 0;
   // Completes with an error. Does nothing if already complete.
   void fail(std::exception_ptr error) noexcept;
 
@@ -70,6 +71,9 @@ class ResultStateBase {
  protected:
   // Publishes the outcome and runs the callbacks; called exactly once.
   void complete() noexcept;
+  // Called by complete() once the outcome is set, before any waiter or
+  // callback sees it: lets a part (a chunk of a map) report to its whole.
+  virtual void completed() noexcept {}
 
  private:
   std::atomic<std::uint32_t> done_{0};
@@ -83,12 +87,17 @@ class ResultStateBase {
 template <class T>
 class ResultState final : public ResultStateBase {
  public:
-  void deliver(InputBuffer& in) override {
+  void deliver(InputBuffer& in, pid_t) override {
     T value{};
     {
       WireInputArchive archive(in);
       archive(value);
     }
+    value_.emplace(std::move(value));
+    complete();
+  }
+  // Completes with `value` (for results assembled in the parent, like map's).
+  void set_value(T value) {
     value_.emplace(std::move(value));
     complete();
   }
@@ -102,7 +111,8 @@ class ResultState final : public ResultStateBase {
 template <>
 class ResultState<void> final : public ResultStateBase {
  public:
-  void deliver(InputBuffer&) override { complete(); }
+  void deliver(InputBuffer&, pid_t) override { complete(); }
+  void set_value() { complete(); }
 };
 
 }  // namespace procpool::detail

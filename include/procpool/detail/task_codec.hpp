@@ -85,11 +85,21 @@ decltype(auto) as_serialization_stage(const char* what, Stage&& stage) {
   }
 }
 
-// The worker side of one task type: read callable and arguments, call, write the result.
-template <class F, class... A>
-void invoke_task(InputBuffer& in, OutputBuffer& out) {
-  WireInputArchive input(in);
-  F fn = as_serialization_stage("deserialize the task callable", [&]() -> F {
+// The callable on the wire: a CodeRef for a function pointer, the object for
+// a serializable function object, nothing for a captureless lambda.
+template <class F>
+void save_callable(WireOutputArchive& output, const F& fn) {
+  if constexpr (FunctionPointer<F>) {
+    const CodeRef ref = code_ref_of_function(fn);
+    output(ref.module, ref.offset);
+  } else if constexpr (SerializableFunctionObject<F>) {
+    output(fn);
+  }
+}
+
+template <class F>
+F load_callable(WireInputArchive& input) {
+  return as_serialization_stage("deserialize the task callable", [&]() -> F {
     if constexpr (FunctionPointer<F>) {
       CodeRef ref;
       input(ref.module, ref.offset);
@@ -102,6 +112,13 @@ void invoke_task(InputBuffer& in, OutputBuffer& out) {
       return F{};
     }
   });
+}
+
+// The worker side of one task type: read callable and arguments, call, write the result.
+template <class F, class... A>
+void invoke_task(InputBuffer& in, OutputBuffer& out) {
+  WireInputArchive input(in);
+  F fn = load_callable<F>(input);
   std::tuple<A...> args;
   as_serialization_stage("deserialize the task arguments",
                          [&] { std::apply([&](auto&... a) { (input(a), ...); }, args); });
@@ -135,12 +152,7 @@ void encode_task(OutputBuffer& out, const F& fn, const Args&... args) {
   static const CodeRef invoker = code_ref_of_function(&invoke_task<F, wire_t<Args>...>);
   WireOutputArchive output(out);
   output(invoker.module, invoker.offset);
-  if constexpr (FunctionPointer<F>) {
-    const CodeRef ref = code_ref_of_function(fn);
-    output(ref.module, ref.offset);
-  } else if constexpr (SerializableFunctionObject<F>) {
-    output(fn);
-  }
+  save_callable(output, fn);
   (output(as_wire(args)), ...);
 }
 

@@ -1,12 +1,16 @@
 // Exceptions across the process boundary: standard ones keep their type.
 #pragma once
 
+#include <cstdint>
 #include <exception>
 #include <sys/types.h>
 
 #include "procpool/detail/buffer.hpp"
 
 namespace procpool::detail {
+
+// A result payload, and each item of a chunk's result, starts with one of these.
+enum class ResultStatus : std::uint8_t { value = 0, error = 1 };
 
 // Writes the exception now being handled (inside a catch block). Never throws.
 void encode_current_exception(OutputBuffer& out) noexcept;

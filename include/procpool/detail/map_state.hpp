@@ -1,0 +1,244 @@
+// The parent side of the map family: chunks reporting to a whole.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "procpool/detail/chunk.hpp"
+#include "procpool/detail/result_state.hpp"
+#include "procpool/errors.hpp"
+
+namespace procpool::detail {
+
+// map_async: collects every chunk, then completes one result with all the
+// values in input order, or with the error of the first failed item.
+template <class R>
+class MapAggregate final : public ChunkSink<R> {
+ public:
+  using Whole = std::conditional_t<std::is_void_v<R>, void, std::vector<R>>;
+
+  MapAggregate(std::shared_ptr<ResultState<Whole>> whole, std::size_t items, std::size_t chunksize)
+      : whole_(std::move(whole)), chunksize_(chunksize), chunks_left_((items + chunksize - 1) / chunksize) {
+    if constexpr (!std::is_void_v<R>) values_.resize(items);
+  }
+
+  void chunk_done(std::size_t index, ChunkState<R>& chunk) noexcept override {
+    std::unique_lock lock(mutex_);
+    const std::size_t first = index * chunksize_;
+    if (chunk.error()) {
+      note_error(first, chunk.error());
+    } else {
+      auto& outcomes = chunk.outcomes();
+      for (std::size_t i = 0; i < outcomes.size(); ++i) {
+        if (outcomes[i].error) {
+          note_error(first + i, outcomes[i].error);
+        } else if constexpr (!std::is_void_v<R>) {
+          values_[first + i] = std::move(outcomes[i].value);
+        }
+      }
+    }
+    if (--chunks_left_ != 0) return;
+    lock.unlock();
+    if (error_) {
+      whole_->fail(error_);
+    } else if constexpr (std::is_void_v<R>) {
+      whole_->set_value();
+    } else {
+      whole_->set_value(std::move(values_));
+    }
+  }
+
+ private:
+  void note_error(std::size_t position, std::exception_ptr error) {
+    if (!error_ || position < error_position_) {
+      error_ = std::move(error);
+      error_position_ = position;
+    }
+  }
+
+  std::shared_ptr<ResultState<Whole>> whole_;
+  std::size_t chunksize_;
+  std::mutex mutex_;
+  std::size_t chunks_left_;
+  std::vector<std::conditional_t<std::is_void_v<R>, char, R>> values_;
+  std::exception_ptr error_;
+  std::size_t error_position_ = 0;
+};
+
+// Something a pool can ask, at close(), to hand over all of its remaining input.
+class InputFlusher {
+ public:
+  virtual void flush_input() noexcept = 0;
+
+ protected:
+  ~InputFlusher() = default;
+};
+
+// imap / imap_unordered: pulls input a chunk at a time, keeps a bounded number
+// of chunks in flight, and hands results out one item at a time.
+template <class R>
+class IMapState final : public ChunkSink<R>, public InputFlusher, public std::enable_shared_from_this<IMapState<R>> {
+ public:
+  struct Chunk {
+    std::size_t index = 0;
+    std::vector<ItemOutcome<R>> outcomes;
+    std::exception_ptr error;  // the whole chunk failed (worker lost, ...) or the input threw here
+  };
+  // What pulling one chunk of input did.
+  struct Produced {
+    bool submitted = false;         // a chunk with the given index went to the pool
+    std::exception_ptr input_error;  // the input threw after that (or the pool refused the chunk)
+  };
+  // Pulls up to one chunk of input and submits it as chunk `index`.
+  using Producer = std::function<Produced(std::size_t index)>;
+
+  IMapState(bool ordered, std::size_t max_in_flight) : ordered_(ordered), max_in_flight_(max_in_flight) {}
+
+  void set_producer(Producer producer) { producer_ = std::move(producer); }
+
+  void chunk_done(std::size_t index, ChunkState<R>& chunk) noexcept override {
+    Chunk done{index, {}, chunk.error()};
+    if (!done.error) done.outcomes = std::move(chunk.outcomes());
+    {
+      std::lock_guard lock(mutex_);
+      if (ordered_) {
+        finished_.emplace(index, std::move(done));
+      } else {
+        ready_.push_back(std::move(done));
+      }
+    }
+    changed_.notify_all();
+  }
+
+  void flush_input() noexcept override {
+    std::lock_guard input(input_mutex_);
+    while (!input_done_.load()) produce_one();
+  }
+
+  // The next item's value; nullopt at the end; throws the item's error, or
+  // TimeoutError when `timeout` (negative: none) passes first.
+  std::optional<typename ItemOutcome<R>::Value> next(std::chrono::nanoseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      top_up();
+      std::unique_lock lock(mutex_);
+      if (current_ && position_ < current_->outcomes.size()) return take(lock);
+      if (current_) {
+        current_.reset();
+        --in_flight_;
+        ++consumed_chunks_;
+        continue;  // refill before waiting
+      }
+      auto available = [&] {
+        return ordered_ ? finished_.count(consumed_chunks_) != 0 : !ready_.empty();
+      };
+      if (!available()) {
+        if (input_done_.load() && in_flight_ == 0) return std::nullopt;
+        if (timeout.count() < 0) {
+          changed_.wait(lock, available);
+        } else if (!changed_.wait_until(lock, deadline, available)) {
+          throw TimeoutError("procpool::IMapIterator::next: timed out");
+        }
+      }
+      if (ordered_) {
+        auto it = finished_.find(consumed_chunks_);
+        current_ = std::move(it->second);
+        finished_.erase(it);
+      } else {
+        current_ = std::move(ready_.front());
+        ready_.pop_front();
+      }
+      position_ = 0;
+      if (current_->error) {
+        // A whole chunk failed: its error surfaces once, at its first item.
+        auto error = current_->error;
+        current_->outcomes.clear();
+        throw_later(lock, error);
+      }
+    }
+  }
+
+ private:
+  typename ItemOutcome<R>::Value take(std::unique_lock<std::mutex>& lock) {
+    auto& outcome = current_->outcomes[position_++];
+    if (outcome.error) throw_later(lock, outcome.error);
+    return std::move(outcome.value);
+  }
+
+  [[noreturn]] void throw_later(std::unique_lock<std::mutex>& lock, const std::exception_ptr& error) {
+    lock.unlock();
+    std::rethrow_exception(error);
+  }
+
+  void top_up() {
+    std::lock_guard input(input_mutex_);
+    while (!input_done_.load()) {
+      {
+        std::lock_guard lock(mutex_);
+        if (in_flight_ >= max_in_flight_) return;
+      }
+      produce_one();
+    }
+  }
+
+  // Under input_mutex_.
+  void produce_one() noexcept {
+    Produced produced;
+    try {
+      produced = producer_(next_index_);
+    } catch (...) {
+      produced.input_error = std::current_exception();  // the pool refused the chunk (closed or terminated)
+    }
+    {
+      std::lock_guard lock(mutex_);
+      if (produced.submitted) {
+        ++in_flight_;
+        ++next_index_;
+      }
+      if (produced.input_error) {
+        // That position raises the error; the input ends there.
+        ++in_flight_;
+        Chunk failed{next_index_++, {}, produced.input_error};
+        if (ordered_) {
+          finished_.emplace(failed.index, std::move(failed));
+        } else {
+          ready_.push_back(std::move(failed));
+        }
+      }
+      if (produced.input_error || !produced.submitted) input_done_.store(true);
+    }
+    changed_.notify_all();
+  }
+
+ private:
+  const bool ordered_;
+  const std::size_t max_in_flight_;
+  Producer producer_;
+
+  std::mutex input_mutex_;  // the input range is read by one thread at a time
+  std::atomic<bool> input_done_{false};
+  std::size_t next_index_ = 0;
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::size_t in_flight_ = 0;       // chunks submitted and not yet fully handed out
+  std::size_t consumed_chunks_ = 0;  // ordered: chunks handed out
+  std::map<std::size_t, Chunk> finished_;
+  std::deque<Chunk> ready_;
+  std::optional<Chunk> current_;
+  std::size_t position_ = 0;
+};
+
+}  // namespace procpool::detail
