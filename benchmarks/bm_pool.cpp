@@ -3,6 +3,7 @@
 // as in the baselines; each pool is built outside the timed loop.
 #include <benchmark/benchmark.h>
 
+#include <csignal>
 #include <cstdint>
 #include <procpool/procpool.hpp>
 #include <vector>
@@ -42,5 +43,26 @@ static void BM_PoolRoundTrip(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_PoolRoundTrip)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// Respawn: SIGKILL the only worker, then time until a task's result comes back
+// from its replacement (death noticed, zygote forks, task runs).
+static void BM_PoolRespawn(benchmark::State& state) {
+  procpool::Pool pool(1);
+  int i = 0;
+  for (auto _ : state) {
+    const auto pids = pool.worker_pids();
+    if (!pids.empty()) ::kill(pids.front(), SIGKILL);
+    int r = -1;
+    while (r < 0) {
+      try {
+        r = pool.apply(noop, i++);
+      } catch (const procpool::WorkerLost&) {
+        // The kill landed while the task ran on the dying worker: try again.
+      }
+    }
+    benchmark::DoNotOptimize(r);
+  }
+}
+BENCHMARK(BM_PoolRespawn)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 BENCHMARK_MAIN();

@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <sys/wait.h>
 
+#include "engine/current_process.hpp"
 #include "engine/worker.hpp"
 #include "procpool/detail/error_codec.hpp"
 #include "serialization/side_channel.hpp"
@@ -59,7 +60,9 @@ PoolCore::PoolCore(PoolOptions options)
   }
   // Everything the workers need is in this object, which the zygote inherits
   // as it is now (options_ included) and keeps unchanged.
-  zygote_ = std::make_unique<Zygote>([this](int slot, UniqueFd socket, int) {
+  zygote_ = std::make_unique<Zygote>([this, creator = current_process()](int slot, UniqueFd socket, int number) {
+    // Named as Python names them; daemonic, like Python's pool workers.
+    become_child({"PoolWorker-" + std::to_string(number), 0, true}, creator);
     const WorkerConfig config{&region_, slot, &options_.initializer, options_.maxtasksperchild};
     run_worker(config, std::move(socket));
   });

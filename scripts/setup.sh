@@ -6,7 +6,8 @@ set -euo pipefail
 packages=(
   g++ meson ninja-build pkg-config python3
   libboost-dev libcereal-dev doctest-dev libbenchmark-dev
-  python3-matplotlib
+  python3-matplotlib redis-server redis-tools libhiredis-dev
+  clang libclang-rt-14-dev
 )
 
 missing=()

@@ -128,3 +128,13 @@ TEST_CASE("lifecycle - the initializer runs in every worker before its tasks" * 
   for (auto& r : results) CHECK(r.get() == 1234);
   CHECK(initialized == 0);  // the parent's copy is its own
 }
+
+TEST_CASE("lifecycle - workers are PoolWorker-N, daemonic, with the main process as parent" * doctest::timeout(30)) {
+  procpool::Pool pool(2);
+  const auto me = pool.apply([] { return procpool::current_process().name; });
+  CHECK((me == "PoolWorker-1" || me == "PoolWorker-2"));
+  CHECK(pool.apply([] { return procpool::current_process().daemon; }));
+  CHECK(pool.apply([] { return procpool::current_process().pid == ::getpid(); }));
+  CHECK(pool.apply([] { return procpool::parent_process().value().name; }) == "MainProcess");
+  CHECK(procpool::current_process().name == "MainProcess");
+}

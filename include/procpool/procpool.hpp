@@ -22,3 +22,4 @@
 #include "procpool/async_result.hpp"
 #include "procpool/errors.hpp"
 #include "procpool/pool.hpp"
+#include "procpool/process.hpp"

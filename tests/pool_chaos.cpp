@@ -1,0 +1,168 @@
+// Robustness: workers killed at random under load; a parent killed outright.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <procpool/procpool.hpp>
+#include <random>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+#include "support.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr int task_count = 100000;
+
+// Shared with the workers (mapped before the pool forks them): how many times
+// each task ran to its end, and how many task ends there were in all.
+std::atomic<std::uint32_t>* completions = nullptr;
+std::atomic<std::uint64_t>* progress = nullptr;
+constexpr std::size_t shared_size = sizeof(std::atomic<std::uint32_t>) * task_count + 64;
+
+int finish_task(int id) {
+  // A little work, so kills land mid-task as well as between tasks.
+  volatile std::uint64_t x = 0;
+  for (int i = 0; i < 200; ++i) x = x + static_cast<std::uint64_t>(i) * static_cast<std::uint64_t>(id);
+  completions[id].fetch_add(1, std::memory_order_relaxed);
+  progress->fetch_add(1, std::memory_order_relaxed);
+  return id;
+}
+
+}  // namespace
+
+TEST_CASE("chaos - 100,000 tasks while workers are SIGKILLed every few milliseconds" * doctest::timeout(300)) {
+  void* shared = ::mmap(nullptr, shared_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(shared != MAP_FAILED);
+  completions = static_cast<std::atomic<std::uint32_t>*>(shared);
+  progress = reinterpret_cast<std::atomic<std::uint64_t>*>(static_cast<char*>(shared) + shared_size - 64);
+
+  const auto fds = test_support::open_fd_count();
+  const auto shm = test_support::dev_shm();
+  const auto children = test_support::children_of(::getpid());
+  int values = 0;
+  int lost = 0;
+  std::vector<bool> has_value(task_count, false);
+  int other = 0;
+  int kills = 0;
+  {
+    procpool::Pool pool(2);
+    std::atomic<bool> stop{false};
+    std::thread killer([&] {
+      std::mt19937 rng(12345);
+      std::uint64_t seen = 0;
+      while (!stop.load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2 + rng() % 4));
+        // Never two kills without a task ending in between: a replacement that
+        // starts slower than the kill rate (as under TSan) must not starve the test.
+        if (progress->load() == seen) continue;
+        seen = progress->load();
+        const auto pids = pool.worker_pids();
+        if (!pids.empty()) {
+          ::kill(pids[rng() % pids.size()], SIGKILL);
+          ++kills;
+        }
+      }
+    });
+    std::vector<procpool::AsyncResult<int>> results;
+    results.reserve(task_count);
+    for (int i = 0; i < task_count; ++i) results.push_back(pool.apply_async(finish_task, i));
+    for (int i = 0; i < task_count; ++i) {
+      try {
+        if (results[static_cast<std::size_t>(i)].get() == i) {
+          ++values;
+          has_value[static_cast<std::size_t>(i)] = true;
+        }
+      } catch (const procpool::WorkerLost&) {
+        ++lost;
+      } catch (...) {
+        ++other;
+      }
+    }
+    stop = true;
+    killer.join();
+    CHECK(pool.size() == 2);
+    CHECK(test_support::eventually([&] { return pool.worker_pids().size() == 2; }));
+    CHECK(pool.apply(finish_task, 0) == 0);  // still serving
+    completions[0].fetch_sub(1);
+  }
+  MESSAGE("kills: " << kills << ", values: " << values << ", lost: " << lost);
+  CHECK(kills > 20);
+  CHECK(other == 0);
+  CHECK(values + lost == task_count);
+  int twice = 0;
+  int valued_but_not_run_once = 0;
+  for (int i = 0; i < task_count; ++i) {
+    if (completions[i].load() > 1) ++twice;
+    if (has_value[static_cast<std::size_t>(i)] && completions[i].load() != 1) ++valued_but_not_run_once;
+  }
+  CHECK(twice == 0);                    // no task ran twice to completion
+  CHECK(valued_but_not_run_once == 0);  // every value came from exactly one run
+  CHECK(test_support::open_fd_count() == fds);
+  CHECK(test_support::dev_shm() == shm);
+  CHECK(test_support::children_of(::getpid()) == children);
+  ::munmap(shared, shared_size);
+}
+
+TEST_CASE("chaos - when the parent is SIGKILLed, its workers and zygote are gone within a second" *
+          doctest::timeout(60)) {
+  // Orphans are re-parented to us, so we can see them end and reap them.
+  REQUIRE(::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+  int ready[2];
+  REQUIRE(::pipe(ready) == 0);
+  const pid_t parent = ::fork();
+  REQUIRE(parent >= 0);
+  if (parent == 0) {
+    procpool::Pool pool(2);
+    (void)pool.apply([](int x) { return x; }, 1);
+    const char byte = 'r';
+    [[maybe_unused]] auto n = ::write(ready[1], &byte, 1);
+    ::pause();
+    ::_exit(0);
+  }
+  ::close(ready[1]);
+  char byte = 0;
+  REQUIRE(::read(ready[0], &byte, 1) == 1);
+  ::close(ready[0]);
+  // The doomed parent's family: its zygote and the zygote's workers.
+  std::vector<pid_t> family;
+  for (pid_t zygote : test_support::children_of(parent)) {
+    family.push_back(zygote);
+    for (pid_t worker : test_support::children_of(zygote)) family.push_back(worker);
+  }
+  CHECK(family.size() == 3);
+  ::kill(parent, SIGKILL);
+  ::waitpid(parent, nullptr, 0);
+  const auto killed_at = std::chrono::steady_clock::now();
+  const bool all_gone = test_support::eventually(
+      [&] {
+        for (pid_t pid : family) {
+          if (test_support::alive(pid)) return false;
+        }
+        return true;
+      },
+      1s);
+  MESSAGE("gone after " << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                                  killed_at)
+                              .count()
+                        << " ms");
+  CHECK(all_gone);
+  // Reap whatever was re-parented to us: no zombie is left. (A multi-threaded
+  // process shows a zombie leader a moment before it can be reaped.)
+  CHECK(test_support::eventually(
+      [&] {
+        while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+        }
+        return std::all_of(family.begin(), family.end(),
+                           [](pid_t pid) { return test_support::proc_state(pid).empty(); });
+      },
+      1s));
+  ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+}
