@@ -433,13 +433,7 @@ void PoolCore::complete(Task& task, const FrameView& frame, int index) {
   Slot& slot = slots_[static_cast<std::size_t>(index)];
   try {
     std::optional<SideChannelPayload> side;
-    InputBuffer in(frame.payload, frame.header.size);
-    if ((frame.header.flags & frame_side_channel) != 0) {
-      std::uint64_t size = 0;
-      in.read(&size, sizeof size);
-      side.emplace(receive_fd(slot.socket.get()), static_cast<std::size_t>(size));
-      in = InputBuffer(side->data(), side->size());
-    }
+    InputBuffer in = open_payload(frame, slot.socket.get(), side);
     std::uint8_t status = 0;
     in.read(&status, 1);
     if (status == static_cast<std::uint8_t>(ResultStatus::value)) {

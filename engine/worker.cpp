@@ -69,13 +69,7 @@ class Worker {
     out_.write(&status_value, 1);
     try {
       std::optional<SideChannelPayload> side;
-      InputBuffer in(frame.payload, frame.header.size);
-      if ((frame.header.flags & frame_side_channel) != 0) {
-        std::uint64_t size = 0;
-        in.read(&size, sizeof size);
-        side.emplace(receive_fd(socket_.get()), static_cast<std::size_t>(size));
-        in = InputBuffer(side->data(), side->size());
-      }
+      InputBuffer in = open_payload(frame, socket_.get(), side);
       CodeRef ref;
       in.read(&ref.module, sizeof ref.module);
       in.read(&ref.offset, sizeof ref.offset);

@@ -16,30 +16,15 @@
 #include <unistd.h>
 
 #include "procpool/errors.hpp"
-#include "serialization/side_channel.hpp"
+#include "engine/fd_passing.hpp"
 
 namespace procpool::detail {
 
 namespace {
 
+// The report and, for `spawned`, the parent's end of the worker's socket: one message.
 bool send_report(int control, const ZygoteReport& report, int fd = -1) {
-  if (fd >= 0) {
-    // The report and the fd travel together: one message, one SCM_RIGHTS.
-    iovec iov{const_cast<ZygoteReport*>(&report), sizeof report};
-    alignas(cmsghdr) char buffer[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = buffer;
-    msg.msg_controllen = sizeof buffer;
-    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(cmsg), &fd, sizeof fd);
-    return ::sendmsg(control, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof report);
-  }
-  return ::send(control, &report, sizeof report, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof report);
+  return send_with_fd(control, &report, sizeof report, fd);
 }
 
 class ZygoteProcess {
@@ -178,26 +163,8 @@ void Zygote::request(const ZygoteRequest& request) noexcept {
 }
 
 bool Zygote::read_report(ZygoteReport& report, UniqueFd& worker_socket) noexcept {
-  iovec iov{&report, sizeof report};
-  alignas(cmsghdr) char buffer[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = buffer;
-  msg.msg_controllen = sizeof buffer;
-  ssize_t n;
-  do {
-    n = ::recvmsg(control_.get(), &msg, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
-  if (n != static_cast<ssize_t>(sizeof report)) return false;
-  worker_socket.reset();
-  const cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-  if (cmsg != nullptr && cmsg->cmsg_type == SCM_RIGHTS && cmsg->cmsg_len == CMSG_LEN(sizeof(int))) {
-    int fd = -1;
-    std::memcpy(&fd, CMSG_DATA(cmsg), sizeof fd);
-    worker_socket.reset(fd);
-  }
-  return true;
+  return receive_with_fd(control_.get(), &report, sizeof report, worker_socket, 0) ==
+         static_cast<ssize_t>(sizeof report);
 }
 
 void Zygote::shutdown(std::chrono::milliseconds grace) noexcept {

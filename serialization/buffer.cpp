@@ -1,6 +1,7 @@
 #include "procpool/detail/buffer.hpp"
 
 #include <cerrno>
+#include <fcntl.h>
 #include <cstdlib>
 #include <new>
 #include <string>
@@ -50,8 +51,15 @@ void OutputBuffer::reset(char* window, std::size_t capacity, std::size_t spill_l
 }
 
 int OutputBuffer::release_memfd() noexcept {
+  // Unmapped and sealed before it leaves: the receiver can then trust its
+  // size and content (a peer that could shrink it could make our reads fault).
+  if (storage_ != Storage::memfd) return -1;
   const int fd = memfd_;
+  ::munmap(begin_, static_cast<std::size_t>(end_ - begin_));
   memfd_ = -1;
+  storage_ = Storage::window;
+  end_ = cur_ = begin_ = nullptr;
+  ::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
   return fd;
 }
 
@@ -83,7 +91,7 @@ void OutputBuffer::move_to(Storage storage, std::size_t capacity) {
     end_ = begin_ + capacity;
     return;
   } else {
-    const int fd = ::memfd_create("procpool-payload", MFD_CLOEXEC);
+    const int fd = ::memfd_create("procpool-payload", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(capacity)) != 0) {
       if (fd >= 0) ::close(fd);
       throw SerializationError("procpool: cannot create a memfd for a large payload: " + std::to_string(errno));

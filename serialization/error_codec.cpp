@@ -91,15 +91,20 @@ void encode_current_exception(OutputBuffer& out) noexcept {
   }
 }
 
-std::exception_ptr decode_exception(InputBuffer& in, pid_t worker_pid) {
+std::exception_ptr decode_exception(InputBuffer& in, pid_t worker_pid, bool strict) {
   std::uint8_t raw_kind = 0;
   std::string type_name;
   std::string message;
   try {
     WireInputArchive archive(in);
     archive(raw_kind, type_name, message);
+    if (raw_kind > static_cast<std::uint8_t>(ErrorKind::remote)) {
+      throw SerializationError("unknown error kind " + std::to_string(raw_kind));
+    }
   } catch (const std::exception& e) {
-    return std::make_exception_ptr(SerializationError(std::string("procpool: cannot decode a task's error: ") + e.what()));
+    SerializationError error(std::string("procpool: cannot decode a task's error: ") + e.what());
+    if (strict) throw error;
+    return std::make_exception_ptr(error);
   }
   switch (static_cast<ErrorKind>(raw_kind)) {
     case ErrorKind::logic_error: return std::make_exception_ptr(std::logic_error(message));
@@ -115,8 +120,7 @@ std::exception_ptr decode_exception(InputBuffer& in, pid_t worker_pid) {
     case ErrorKind::serialization: return std::make_exception_ptr(SerializationError(message));
     case ErrorKind::remote: return std::make_exception_ptr(RemoteError(type_name, message, worker_pid));
   }
-  return std::make_exception_ptr(
-      SerializationError("procpool: a task's error has an unknown kind " + std::to_string(raw_kind)));
+  return {};  // unreachable: the kind was checked above
 }
 
 }  // namespace procpool::detail

@@ -1,35 +1,22 @@
 #include "serialization/side_channel.hpp"
 
 #include <cerrno>
+#include <fcntl.h>
 #include <cstring>
 #include <string>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <cstdint>
 #include <sys/stat.h>
 
+#include "engine/fd_passing.hpp"
 #include "procpool/errors.hpp"
 
 namespace procpool::detail {
 
 void send_fd(int socket, int fd) {
-  char byte = 'F';
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-  cmsg->cmsg_level = SOL_SOCKET;
-  cmsg->cmsg_type = SCM_RIGHTS;
-  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(cmsg), &fd, sizeof fd);
-  ssize_t sent;
-  do {
-    sent = ::sendmsg(socket, &msg, MSG_NOSIGNAL);
-  } while (sent < 0 && errno == EINTR);
-  if (sent != 1) {
+  const char byte = 'F';
+  if (!send_with_fd(socket, &byte, 1, fd)) {
     throw SerializationError(std::string("procpool: cannot hand a large payload to the other process: ") +
                              std::strerror(errno));
   }
@@ -37,28 +24,28 @@ void send_fd(int socket, int fd) {
 
 UniqueFd receive_fd(int socket) {
   char byte = 0;
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  ssize_t got;
-  do {
-    got = ::recvmsg(socket, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-  } while (got < 0 && errno == EINTR);
-  const cmsghdr* cmsg = got == 1 ? CMSG_FIRSTHDR(&msg) : nullptr;
-  if (cmsg == nullptr || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS ||
-      cmsg->cmsg_len != CMSG_LEN(sizeof(int)) || (msg.msg_flags & MSG_CTRUNC) != 0) {
+  UniqueFd fd;
+  if (receive_with_fd(socket, &byte, 1, fd, MSG_DONTWAIT) != 1 || !fd) {
     throw SerializationError("procpool: a large-payload frame arrived without its memfd");
   }
-  int fd = -1;
-  std::memcpy(&fd, CMSG_DATA(cmsg), sizeof fd);
-  return UniqueFd(fd);
+  return fd;
+}
+
+InputBuffer open_payload(const FrameView& frame, int socket, std::optional<SideChannelPayload>& keep) {
+  InputBuffer in(frame.payload, frame.header.size);
+  if ((frame.header.flags & frame_side_channel) == 0) return in;
+  std::uint64_t size = 0;
+  in.read(&size, sizeof size);
+  keep.emplace(receive_fd(socket), static_cast<std::size_t>(size));
+  return InputBuffer(keep->data(), keep->size());
 }
 
 SideChannelPayload::SideChannelPayload(UniqueFd memfd, std::size_t size) : memfd_(std::move(memfd)), size_(size) {
+  constexpr int required_seals = F_SEAL_SHRINK | F_SEAL_WRITE;
+  const int seals = ::fcntl(memfd_.get(), F_GET_SEALS);
+  if (seals < 0 || (seals & required_seals) != required_seals) {
+    throw SerializationError("procpool: a large payload arrived in a memfd that is not sealed");
+  }
   struct stat st {};
   if (::fstat(memfd_.get(), &st) != 0 || !S_ISREG(st.st_mode) || static_cast<std::size_t>(st.st_size) < size) {
     throw SerializationError("procpool: a large payload's memfd is smaller than its frame says");

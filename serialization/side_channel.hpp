@@ -2,8 +2,11 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 
+#include "engine/ring.hpp"
 #include "engine/unique_fd.hpp"
+#include "procpool/detail/buffer.hpp"
 
 namespace procpool::detail {
 
@@ -12,6 +15,13 @@ void send_fd(int socket, int fd);
 // Receives the fd sent ahead of a side-channel frame, without blocking: it
 // was sent before the frame was published. Throws SerializationError if none is there.
 UniqueFd receive_fd(int socket);
+
+class SideChannelPayload;
+
+// The payload of a frame: in the ring, or, for a side-channel frame, in the
+// memfd that came ahead of it on `socket`, mapped into `keep`. Throws
+// SerializationError if the frame and the memfd disagree.
+InputBuffer open_payload(const FrameView& frame, int socket, std::optional<SideChannelPayload>& keep);
 
 // A received side-channel payload, mapped read-only for as long as this lives.
 class SideChannelPayload {

@@ -2,11 +2,15 @@
 #include <doctest/doctest.h>
 
 #include <cstring>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <procpool/procpool.hpp>
 #include <random>
 #include <stdexcept>
 
 #include "engine/ring.hpp"
+#include "procpool/detail/chunk.hpp"
+#include "serialization/side_channel.hpp"
 #include "procpool/detail/error_codec.hpp"
 
 using procpool::detail::FrameKind;
@@ -138,4 +142,42 @@ TEST_CASE("ring - garbage in the ring is reported as corrupt, never read out of 
     }
   }
   CHECK(corrupt > 0);
+}
+
+TEST_CASE("wire - a chunk whose error item does not decode fails whole, never misreading the next items") {
+  // count 2 | item 0: error, kind 5, type-name length 1000 with 13 bytes left | item 1: the value "evil"
+  OutputBuffer out;
+  out.reset(nullptr, 0, 1 << 20);
+  {
+    WireOutputArchive archive(out);
+    archive(std::uint64_t{2}, std::uint8_t{1}, std::uint8_t{5}, std::uint64_t{1000}, std::uint8_t{0},
+            std::string("evil"));
+  }
+  auto chunk = std::make_shared<procpool::detail::ChunkState<std::string>>(nullptr, 0, 2);
+  InputBuffer in(out.data(), out.size());
+  CHECK_THROWS_AS(chunk->deliver(in, 1), procpool::SerializationError);
+  CHECK_FALSE(chunk->ready());
+}
+
+TEST_CASE("wire - a large payload's memfd must be sealed against change before it is trusted") {
+  OutputBuffer out;
+  out.reset(nullptr, 0, 64);
+  {
+    WireOutputArchive archive(out);
+    archive(std::string(100000, 'm'));
+  }
+  REQUIRE(out.storage() == OutputBuffer::Storage::memfd);
+  const std::size_t size = out.size();
+  procpool::detail::UniqueFd sealed(out.release_memfd());
+  procpool::detail::SideChannelPayload payload(std::move(sealed), size);
+  InputBuffer in(payload.data(), payload.size());
+  std::string back;
+  WireInputArchive archive(in);
+  archive(back);
+  CHECK(back == std::string(100000, 'm'));
+
+  procpool::detail::UniqueFd unsealed(::memfd_create("test", MFD_CLOEXEC));
+  REQUIRE(::ftruncate(unsealed.get(), 4096) == 0);
+  CHECK_THROWS_WITH_AS(procpool::detail::SideChannelPayload(std::move(unsealed), 100), doctest::Contains("not sealed"),
+                       procpool::SerializationError);
 }

@@ -4,16 +4,20 @@
 //   [0, 8)    head index (little-endian u64)
 //   [8, 16)   tail word: bit 63 set -> the tail index as is (any garbage);
 //             clear -> head + (word % (2 * capacity)), mostly plausible rings
-//   [16]      geometry: capacity = 64 << min(byte & 7, 6), i.e. 64..4096 bytes
+//   [16]      shape: bits 0-2: capacity = 64 << min(bits, 6), i.e. 64..4096 bytes;
+//             bits 4-5: what the "worker" sends on the socket ahead of a
+//             side-channel frame: 0, 1 a memfd, 2 nothing, 3 a pipe
 //   [17, ...) the ring's data bytes, from offset 0
 //
 // For every frame the ring reports valid, the harness checks that it lies
-// inside the ring, then decodes its payload as PoolCore::complete does: the
-// side-channel length (emulated with a memfd holding the rest of the
-// payload), the status byte, then the value into a fresh ResultState<T> for a
-// few representative T, or the error via decode_exception; and as a chunk
-// result into a ChunkState<std::string> whose item count comes from the
-// frame's task id (as the parent knows a chunk's size from its task).
+// inside the ring, then decodes its payload as PoolCore::complete does:
+// open_payload (for a side-channel frame: its length, then the fd received on
+// the worker's socket, here a socketpair; the memfd holds the frame's payload
+// after the length), the status byte, then the value into a fresh
+// ResultState<T> for a few representative T, or the error via
+// decode_exception; and as a chunk result into a ChunkState<std::string>
+// whose item count comes from the frame's task id (as the parent knows a
+// chunk's size from its task).
 //
 // Garbage must end as an exception (caught here, as the parent does) or a
 // failed state; a crash, a sanitizer report, a leak, a non-standard exception
@@ -24,11 +28,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <fcntl.h>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <tuple>
 #include <unistd.h>
 #include <vector>
@@ -67,25 +73,43 @@ std::uint64_t load_u64(const std::uint8_t* p) {
   return v;
 }
 
+// The worker's socket (a SOCK_SEQPACKET pair: the parent's end and the
+// worker's), plus a pipe whose read end a hostile worker may send instead of a memfd.
+struct Channel {
+  int parent = -1;
+  int worker = -1;
+  int pipe_read = -1;
+};
+
+const Channel& channel() {
+  static const Channel c = [] {
+    Channel made;
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) fail("socketpair");
+    int pv[2];
+    if (::pipe2(pv, O_CLOEXEC) != 0) fail("pipe2");
+    made.parent = sv[0];
+    made.worker = sv[1];
+    made.pipe_read = pv[0];
+    return made;
+  }();
+  return c;
+}
+
+// What the worker sent ahead of a side-channel frame: the fd to send (-1: none).
+struct SideChannel {
+  int fd = -1;
+};
+
 // The parent's decoding of one result payload into `state`, as in
 // PoolCore::complete: every failure ends as an error on this one state.
-void complete_like_parent(ResultStateBase& state, const FrameView& frame) {
+void complete_like_parent(ResultStateBase& state, const FrameView& frame, const SideChannel& sent) {
+  if (sent.fd >= 0) send_fd(channel().worker, sent.fd);
   try {
     std::optional<SideChannelPayload> side;
-    InputBuffer in(frame.payload, frame.header.size);
-    if ((frame.header.flags & frame_side_channel) != 0) {
-      std::uint64_t size = 0;
-      in.read(&size, sizeof size);
-      // The memfd the worker would have sent: the rest of the payload.
-      UniqueFd fd(::memfd_create("procpool-fuzz", MFD_CLOEXEC));
-      if (!fd) fail("memfd_create");
-      const std::size_t rest = in.remaining();
-      if (rest != 0 && ::write(fd.get(), frame.payload + sizeof size, rest) != static_cast<ssize_t>(rest)) {
-        fail("write to memfd");
-      }
-      side.emplace(std::move(fd), static_cast<std::size_t>(size));
-      if (side->size() > rest) fail("side-channel payload larger than its memfd was accepted");
-      in = InputBuffer(side->data(), side->size());
+    InputBuffer in = open_payload(frame, channel().parent, side);
+    if (side && side->size() > frame.header.size - sizeof(std::uint64_t)) {
+      fail("a side-channel payload larger than its memfd was accepted");
     }
     std::uint8_t status = 0;
     in.read(&status, 1);
@@ -108,19 +132,24 @@ void complete_like_parent(ResultStateBase& state, const FrameView& frame) {
   }
   // Anything else (a non-standard exception) escapes: the parent would terminate.
   if (!state.ready()) fail("a result frame left its state pending");
+  // An fd left unread (the frame failed before its length was read) is
+  // dropped, so every decode starts from an empty socket.
+  char byte;
+  while (::recv(channel().parent, &byte, 1, MSG_DONTWAIT) > 0) {
+  }
 }
 
 template <class T>
-void decode_as(const FrameView& frame) {
+void decode_as(const FrameView& frame, const SideChannel& sent) {
   ResultState<T> state;  // fresh: a state completes once
-  complete_like_parent(state, frame);
+  complete_like_parent(state, frame, sent);
   if (!state.error()) (void)state.value();
 }
 
-void decode_as_chunk(const FrameView& frame) {
+void decode_as_chunk(const FrameView& frame, const SideChannel& sent) {
   const std::size_t count = static_cast<std::size_t>(frame.header.task_id & 0x3f);
   ChunkState<std::string> chunk(nullptr, 0, count);
-  complete_like_parent(chunk, frame);
+  complete_like_parent(chunk, frame, sent);
   if (!chunk.error()) {
     if (chunk.outcomes().size() != count) fail("a chunk completed with the wrong number of items");
     for (const auto& outcome : chunk.outcomes()) {
@@ -135,13 +164,34 @@ void decode_as_chunk(const FrameView& frame) {
   }
 }
 
-void decode_payload(const FrameView& frame) {
-  decode_as<int>(frame);
-  decode_as<std::string>(frame);
-  decode_as<std::vector<std::string>>(frame);
-  decode_as<std::map<int, std::string>>(frame);
-  decode_as<std::tuple<int, double, std::string>>(frame);
-  decode_as_chunk(frame);
+void decode_payload(const FrameView& frame, unsigned side_mode) {
+  UniqueFd memfd;
+  SideChannel sent;
+  if ((frame.header.flags & frame_side_channel) != 0) {
+    if (side_mode < 2) {
+      // The memfd the worker would have sent: the payload after its length;
+      // sealed as a real sender seals it (mode 0) or not, as a hostile one (mode 1).
+      memfd.reset(::memfd_create("procpool-fuzz", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+      if (!memfd) fail("memfd_create");
+      const std::size_t skip = sizeof(std::uint64_t);
+      if (frame.header.size > skip) {
+        const std::size_t rest = frame.header.size - skip;
+        if (::write(memfd.get(), frame.payload + skip, rest) != static_cast<ssize_t>(rest)) fail("write to memfd");
+      }
+      if (side_mode == 0 && ::fcntl(memfd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) != 0) {
+        fail("seal memfd");
+      }
+      sent.fd = memfd.get();
+    } else if (side_mode == 3) {
+      sent.fd = channel().pipe_read;
+    }
+  }
+  decode_as<int>(frame, sent);
+  decode_as<std::string>(frame, sent);
+  decode_as<std::vector<std::string>>(frame, sent);
+  decode_as<std::map<int, std::string>>(frame, sent);
+  decode_as<std::tuple<int, double, std::string>>(frame, sent);
+  decode_as_chunk(frame, sent);
 }
 
 // A frame the ring calls valid must lie wholly inside the ring's buffer.
@@ -208,7 +258,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
     frames.push_back({position, frame.span, frame.payload});
     if (frames.size() > capacity / sizeof(FrameHeader)) fail("more frames than the ring can hold");
     // (b) Decode it as every kind of result the parent might be waiting for.
-    decode_payload(frame);
+    decode_payload(frame, (header[16] >> 4) & 3u);
     ring.pop(frame);
   }
   if (!corrupt && ring.head_position() != tail) fail("ring reported empty with frames left");

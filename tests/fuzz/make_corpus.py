@@ -31,8 +31,11 @@ def frame(kind, payload, task_id=0, flags=0):
     return (struct.pack('<IHHQ', len(payload), kind, flags, task_id) + payload).ljust(span, b'\0')
 
 
-def ring(frames, capacity=4096, head=0, prefix=b''):
-    """A ring whose head is `head`, holding `prefix` (placed at head's offset) then `frames`."""
+def ring(frames, capacity=4096, head=0, prefix=b'', side_mode=0):
+    """A ring whose head is `head`, holding `prefix` (placed at head's offset) then `frames`.
+
+    side_mode: what comes ahead of a side-channel frame: 0 a memfd, 2 nothing, 3 a pipe.
+    """
     shift = {64 << s: s for s in range(7)}[capacity]
     body = prefix + b''.join(frames)
     assert len(body) <= capacity
@@ -42,7 +45,7 @@ def ring(frames, capacity=4096, head=0, prefix=b''):
     for i, b in enumerate(body):
         data[(offset + i) % capacity] = b
         used = max(used, (offset + i) % capacity + 1)
-    header = u64(head % 2**64) + u64(len(body)) + u8(shift)
+    header = u64(head % 2**64) + u64(len(body)) + u8(shift | side_mode << 4)
     return header + bytes(data[:used])
 
 
@@ -61,7 +64,10 @@ def seeds():
     yield 'mixed', ring([frame(TASK, b'\1\2\3', task_id=8), frame(STOP, b''), frame(RESULT, value(i32(-1)), task_id=9),
                          frame(RESULT, failed(error(SERIALIZATION, 'procpool::SerializationError', 's')), task_id=10)])
     side = value(string('large'))
-    yield 'side_channel', ring([frame(RESULT, u64(len(side)) + side, task_id=11, flags=SIDE_CHANNEL)])
+    side_frame = frame(RESULT, u64(len(side)) + side, task_id=11, flags=SIDE_CHANNEL)
+    yield 'side_channel', ring([side_frame])
+    yield 'side_channel_no_fd', ring([side_frame], side_mode=2)
+    yield 'side_channel_pipe', ring([side_frame], side_mode=3)
     # Wrapped: a padding frame fills the end of a 64-byte ring, the result is at offset 0.
     yield 'wrapped', ring([frame(RESULT, value(i32(5)), task_id=12)], capacity=64, head=48,
                           prefix=frame(PADDING, b''))

@@ -42,6 +42,7 @@ sources=(
   engine/ring.cpp
   engine/result_state.cpp
   engine/futex.cpp
+  engine/fd_passing.cpp
   serialization/buffer.cpp
   serialization/error_codec.cpp
   serialization/side_channel.cpp

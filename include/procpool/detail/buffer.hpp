@@ -35,7 +35,9 @@ class OutputBuffer {
   std::size_t size() const noexcept { return static_cast<std::size_t>(cur_ - begin_); }
   const char* data() const noexcept { return begin_; }
   Storage storage() const noexcept { return storage_; }
-  // The memfd holding the bytes when storage() == memfd; ownership passes to the caller.
+  // The memfd holding the bytes when storage() == memfd, sealed against any
+  // change; ownership passes to the caller, and this buffer is left empty
+  // (read size() first). -1 if the bytes are not in a memfd.
   int release_memfd() noexcept;
 
  private:

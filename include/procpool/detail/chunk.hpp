@@ -149,7 +149,8 @@ class ChunkState final : public ResultStateBase {
         std::uint8_t status = 0;
         input(status);
         if (status == static_cast<std::uint8_t>(ResultStatus::error)) {
-          outcome.error = decode_exception(in, worker_pid);
+          // Strict: after an item that does not decode, the next ones cannot be found.
+          outcome.error = decode_exception(in, worker_pid, true);
         } else if (status != static_cast<std::uint8_t>(ResultStatus::value)) {
           throw SerializationError("procpool: a chunk item has an unknown status " + std::to_string(status));
         } else if constexpr (!std::is_void_v<R>) {

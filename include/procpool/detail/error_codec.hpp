@@ -17,7 +17,8 @@ void encode_current_exception(OutputBuffer& out) noexcept;
 
 // Re-creates an encoded exception: the same standard type and what(), a
 // SerializationError, or a RemoteError naming the thrown type and the worker.
-// Garbage bytes give a SerializationError, never a crash.
-std::exception_ptr decode_exception(InputBuffer& in, pid_t worker_pid);
+// Garbage bytes give a SerializationError, never a crash; with `strict`, they
+// throw it instead (when more data follows, whose position is then unknown).
+std::exception_ptr decode_exception(InputBuffer& in, pid_t worker_pid, bool strict = false);
 
 }  // namespace procpool::detail
