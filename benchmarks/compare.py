@@ -54,6 +54,12 @@ FIGURES = [
          procpool="BM_PoolRoundTrip",
          thread_pool="BM_ThreadPoolRoundTrip",
          python="roundtrip_us"),
+    # Python's Pool never recovers from a killed worker; a thread pool has none to kill.
+    dict(key="respawn", title="respawn after SIGKILL, to the next result",
+         kind="latency",
+         procpool="BM_PoolRespawn",
+         thread_pool=None,
+         python=None),
 ]
 
 SIDES = [  # (key in FIGURES / results, column label)

@@ -11,7 +11,6 @@ zombie). A third client stays connected while the server gets SIGTERM: the
 server must cut it off, exit with status 0, and leave no process behind.
 Last, a server killed with SIGKILL must take its (daemon) handlers along.
 """
-import ctypes
 import os
 import re
 import signal
@@ -19,7 +18,9 @@ import subprocess
 import sys
 import time
 
-PR_SET_CHILD_SUBREAPER = 36
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run_example  # noqa: E402  (its /proc scan)
+
 failures = []
 
 
@@ -30,19 +31,7 @@ def fail(message):
 
 def children_of(pid):
     """{pid: state} of the processes whose parent is pid."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[1]) == pid:
-            found[int(entry)] = fields[0]
-    return found
+    return {child: state for child, (state, _comm) in run_example.children_of(pid).items()}
 
 
 def wait_for(condition, timeout):
@@ -94,9 +83,7 @@ def finish_client(proc, lines, name):
 def main():
     server_exe, client_exe = sys.argv[1], sys.argv[2]
     # Handlers orphaned by a dying server come back to this script, where they can be seen.
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+    run_example.become_subreaper()
 
     server = subprocess.Popen([server_exe, "127.0.0.1", "0"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, bufsize=1)
