@@ -119,7 +119,7 @@ void PoolCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
   out.reset(nullptr, 0, ring_capacity / 4);
   try {
     encode(out);
-  } catch (const SerializationError& e) {
+  } catch (const SerializationError&) {
     state->fail(std::current_exception());
     return;
   } catch (const std::exception& e) {
@@ -161,7 +161,7 @@ bool PoolCore::dispatch_locked(Task& task, const char* bytes, std::size_t size) 
     const std::uint64_t length = task.memfd_size;
     if (!best->tasks.has_room_for(sizeof length)) return false;
     try {
-      send_fd(best->socket.get(), task.memfd.get());
+      send_fd(best->socket.get(), task.memfd.get(), task.id);
     } catch (const SerializationError&) {
       return false;  // the worker is going away; the task waits for its replacement
     }

@@ -49,7 +49,15 @@ class Worker {
       return false;
     }
     if (!tasks_.try_mark(frame, frame_claimed)) {
-      tasks_.pop(frame);  // the parent gave it to another worker
+      // The parent gave it to another worker: drop its memfd too, if it has
+      // one, or the next large task here would find this one's first.
+      if ((frame.header.flags & frame_side_channel) != 0) {
+        try {
+          receive_fd(socket_.get(), frame.header.task_id);
+        } catch (const SerializationError&) {
+        }
+      }
+      tasks_.pop(frame);
       return true;
     }
     slot_.started_ns.store(monotonic_ns(), std::memory_order_relaxed);
@@ -95,7 +103,7 @@ class Worker {
       case OutputBuffer::Storage::memfd: {
         const std::uint64_t size = out_.size();
         UniqueFd memfd(out_.release_memfd());
-        send_fd(socket_.get(), memfd.get());
+        send_fd(socket_.get(), memfd.get(), task_id);
         push(frame_side_channel, task_id, &size, sizeof size);
         break;
       }

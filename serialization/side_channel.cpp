@@ -14,19 +14,22 @@
 
 namespace procpool::detail {
 
-void send_fd(int socket, int fd) {
-  const char byte = 'F';
-  if (!send_with_fd(socket, &byte, 1, fd)) {
+void send_fd(int socket, int fd, std::uint64_t task_id) {
+  if (!send_with_fd(socket, &task_id, sizeof task_id, fd)) {
     throw SerializationError(std::string("procpool: cannot hand a large payload to the other process: ") +
                              std::strerror(errno));
   }
 }
 
-UniqueFd receive_fd(int socket) {
-  char byte = 0;
+UniqueFd receive_fd(int socket, std::uint64_t task_id) {
+  std::uint64_t sent_for = 0;
   UniqueFd fd;
-  if (receive_with_fd(socket, &byte, 1, fd, MSG_DONTWAIT) != 1 || !fd) {
+  if (receive_with_fd(socket, &sent_for, sizeof sent_for, fd, MSG_DONTWAIT) != sizeof sent_for || !fd) {
     throw SerializationError("procpool: a large-payload frame arrived without its memfd");
+  }
+  if (sent_for != task_id) {
+    throw SerializationError("procpool: the memfd for task " + std::to_string(sent_for) + " arrived for task " +
+                             std::to_string(task_id));
   }
   return fd;
 }
@@ -36,7 +39,7 @@ InputBuffer open_payload(const FrameView& frame, int socket, std::optional<SideC
   if ((frame.header.flags & frame_side_channel) == 0) return in;
   std::uint64_t size = 0;
   in.read(&size, sizeof size);
-  keep.emplace(receive_fd(socket), static_cast<std::size_t>(size));
+  keep.emplace(receive_fd(socket, frame.header.task_id), static_cast<std::size_t>(size));
   return InputBuffer(keep->data(), keep->size());
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 
 #include "engine/ring.hpp"
@@ -10,11 +11,13 @@
 
 namespace procpool::detail {
 
-// Sends one fd (and one byte) on a SOCK_SEQPACKET socket. Throws SerializationError on failure.
-void send_fd(int socket, int fd);
-// Receives the fd sent ahead of a side-channel frame, without blocking: it
-// was sent before the frame was published. Throws SerializationError if none is there.
-UniqueFd receive_fd(int socket);
+// Sends the memfd of task `task_id`'s payload on a SOCK_SEQPACKET socket,
+// the task id beside it. Throws SerializationError on failure.
+void send_fd(int socket, int fd, std::uint64_t task_id);
+// Receives the memfd sent ahead of task `task_id`'s side-channel frame,
+// without blocking (it was sent before the frame was published). Throws
+// SerializationError if none is there or it belongs to another task.
+UniqueFd receive_fd(int socket, std::uint64_t task_id);
 
 class SideChannelPayload;
 

@@ -134,3 +134,42 @@ TEST_CASE("pool - payloads of every size around the ring's limits round-trip" * 
     CHECK_MESSAGE(back == s, "size " << size);
   }
 }
+
+namespace {
+std::string tag_large(std::string payload, int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return payload.substr(0, 16);
+}
+}  // namespace
+
+TEST_CASE("pool - large payloads taken from a busy worker by an idle one stay paired with their tasks" *
+          doctest::timeout(60)) {
+  procpool::Pool pool(2);
+  // One worker is held up while large tasks queue behind it; the other goes idle
+  // and takes them over. Each result must come from its own payload.
+  auto blocker = pool.apply_async(tag_large, std::string(100000, '#'), 400);
+  std::vector<procpool::AsyncResult<std::string>> results;
+  for (int i = 0; i < 12; ++i) {
+    std::string payload(200000, 'a');
+    const std::string tag = "task-" + std::to_string(i) + "-";
+    payload.replace(0, tag.size(), tag);
+    results.push_back(pool.apply_async(tag_large, payload, 5));
+  }
+  for (int i = 0; i < 12; ++i) {
+    const std::string tag = "task-" + std::to_string(i) + "-";
+    CHECK(results[static_cast<std::size_t>(i)].get().substr(0, tag.size()) == tag);
+  }
+  CHECK(blocker.get() == std::string(16, '#'));
+  // A second wave reaches the worker that was robbed as well.
+  std::vector<procpool::AsyncResult<std::string>> again;
+  for (int i = 0; i < 12; ++i) {
+    std::string payload(200000, 'b');
+    const std::string tag = "again-" + std::to_string(i) + "-";
+    payload.replace(0, tag.size(), tag);
+    again.push_back(pool.apply_async(tag_large, payload, 1));
+  }
+  for (int i = 0; i < 12; ++i) {
+    const std::string tag = "again-" + std::to_string(i) + "-";
+    CHECK(again[static_cast<std::size_t>(i)].get().substr(0, tag.size()) == tag);
+  }
+}

@@ -104,7 +104,7 @@ struct SideChannel {
 // The parent's decoding of one result payload into `state`, as in
 // PoolCore::complete: every failure ends as an error on this one state.
 void complete_like_parent(ResultStateBase& state, const FrameView& frame, const SideChannel& sent) {
-  if (sent.fd >= 0) send_fd(channel().worker, sent.fd);
+  if (sent.fd >= 0) send_fd(channel().worker, sent.fd, frame.header.task_id);
   try {
     std::optional<SideChannelPayload> side;
     InputBuffer in = open_payload(frame, channel().parent, side);
