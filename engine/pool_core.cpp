@@ -556,6 +556,8 @@ void PoolCore::steal_for_idle_workers_locked() {
   if (!backlog_.empty()) return;
   for (Slot& idle : slots_) {
     if (idle.state != Slot::State::running || idle.stop_sent || !idle.inflight.empty()) continue;
+    // About to retire: it would take nothing, and the tasks would bounce back.
+    if (options_.maxtasksperchild != 0 && idle.done >= options_.maxtasksperchild) continue;
     Slot* busiest = nullptr;
     for (Slot& s : slots_) {
       if (s.state == Slot::State::running && s.inflight.size() >= 2 &&
