@@ -540,9 +540,7 @@ std::vector<FrameView> PoolCore::unconsumed_frames(const Ring& ring) {
   std::vector<FrameView> frames;
   FrameView frame{};
   for (std::uint64_t position = ring.head_position(); ring.peek_at(position, frame); position += frame.span) {
-    const auto flags = std::atomic_ref<std::uint16_t>(
-        reinterpret_cast<FrameHeader*>(const_cast<char*>(frame.payload) - sizeof(FrameHeader))->flags).load();
-    if (frame.header.kind == FrameKind::task && (flags & frame_stolen) == 0) frames.push_back(frame);
+    if (frame.header.kind == FrameKind::task && (ring.marks(frame) & frame_stolen) == 0) frames.push_back(frame);
   }
   return frames;
 }
@@ -569,9 +567,7 @@ void PoolCore::steal_for_idle_workers_locked() {
     // Take the newer half of what its worker has not claimed yet.
     std::vector<FrameView> waiting;
     for (const FrameView& f : unconsumed_frames(busiest->tasks)) {
-      const auto flags = std::atomic_ref<std::uint16_t>(
-          reinterpret_cast<FrameHeader*>(const_cast<char*>(f.payload) - sizeof(FrameHeader))->flags).load();
-      if ((flags & frame_claimed) == 0) waiting.push_back(f);
+      if ((busiest->tasks.marks(f) & frame_claimed) == 0) waiting.push_back(f);
     }
     std::deque<Task> stolen;
     for (std::size_t i = waiting.size() / 2; i < waiting.size(); ++i) {

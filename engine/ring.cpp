@@ -103,9 +103,22 @@ Ring::Peek Ring::peek(FrameView& frame) const noexcept {
   return peek_at(head, frame) ? Peek::frame : Peek::corrupt;
 }
 
-bool Ring::try_mark(const FrameView& frame, std::uint16_t bit) noexcept {
+namespace {
+
+// The flags word of a frame's header in the ring, where both sides may mark it.
+std::atomic_ref<std::uint16_t> live_flags(const FrameView& frame) noexcept {
   auto* header = reinterpret_cast<FrameHeader*>(const_cast<char*>(frame.payload) - sizeof(FrameHeader));
-  std::atomic_ref<std::uint16_t> flags(header->flags);
+  return std::atomic_ref<std::uint16_t>(header->flags);
+}
+
+}  // namespace
+
+std::uint16_t Ring::marks(const FrameView& frame) const noexcept {
+  return live_flags(frame).load(std::memory_order_acquire);
+}
+
+bool Ring::try_mark(const FrameView& frame, std::uint16_t bit) noexcept {
+  std::atomic_ref<std::uint16_t> flags = live_flags(frame);
   std::uint16_t seen = flags.load(std::memory_order_acquire);
   while ((seen & (frame_claimed | frame_stolen)) == 0) {
     if (flags.compare_exchange_weak(seen, static_cast<std::uint16_t>(seen | bit), std::memory_order_acq_rel)) return true;

@@ -56,6 +56,8 @@ class Ring {
   // Sets `bit` (frame_claimed or frame_stolen) in the frame's header in the
   // ring if neither is set yet. Returns whether this call set it.
   bool try_mark(const FrameView& frame, std::uint16_t bit) noexcept;
+  // The frame's flags as they are in the ring now (marks included), not as copied by peek.
+  std::uint16_t marks(const FrameView& frame) const noexcept;
 
   // Either side, when the other is known to be gone.
   void reset() noexcept;

@@ -103,9 +103,7 @@ void OutputBuffer::move_to(Storage storage, std::size_t capacity) {
     }
     fresh = static_cast<char*>(p);
     if (used != 0) std::memcpy(fresh, begin_, used);
-    const Storage old = storage_;
-    char* old_begin = begin_;
-    if (old == Storage::heap) std::free(old_begin);
+    if (storage_ == Storage::heap) std::free(begin_);
     memfd_ = fd;
   }
   begin_ = fresh;

@@ -146,30 +146,29 @@ TEST_CASE("pool - large payloads taken from a busy worker by an idle one stay pa
           doctest::timeout(60)) {
   procpool::Pool pool(2);
   // One worker is held up while large tasks queue behind it; the other goes idle
-  // and takes them over. Each result must come from its own payload.
+  // and takes them over. Each of twelve large tasks is tagged at its start,
+  // and its result must carry its own tag.
+  auto wave = [&](const std::string& prefix, char fill, int ms) {
+    std::vector<procpool::AsyncResult<std::string>> results;
+    for (int i = 0; i < 12; ++i) {
+      std::string payload(200000, fill);
+      const std::string tag = prefix + std::to_string(i) + "-";
+      payload.replace(0, tag.size(), tag);
+      results.push_back(pool.apply_async(tag_large, payload, ms));
+    }
+    return results;
+  };
+  auto check = [](std::vector<procpool::AsyncResult<std::string>>& results, const std::string& prefix) {
+    for (int i = 0; i < 12; ++i) {
+      const std::string tag = prefix + std::to_string(i) + "-";
+      CHECK(results[static_cast<std::size_t>(i)].get().substr(0, tag.size()) == tag);
+    }
+  };
   auto blocker = pool.apply_async(tag_large, std::string(100000, '#'), 400);
-  std::vector<procpool::AsyncResult<std::string>> results;
-  for (int i = 0; i < 12; ++i) {
-    std::string payload(200000, 'a');
-    const std::string tag = "task-" + std::to_string(i) + "-";
-    payload.replace(0, tag.size(), tag);
-    results.push_back(pool.apply_async(tag_large, payload, 5));
-  }
-  for (int i = 0; i < 12; ++i) {
-    const std::string tag = "task-" + std::to_string(i) + "-";
-    CHECK(results[static_cast<std::size_t>(i)].get().substr(0, tag.size()) == tag);
-  }
+  auto first = wave("task-", 'a', 5);
+  check(first, "task-");
   CHECK(blocker.get() == std::string(16, '#'));
   // A second wave reaches the worker that was robbed as well.
-  std::vector<procpool::AsyncResult<std::string>> again;
-  for (int i = 0; i < 12; ++i) {
-    std::string payload(200000, 'b');
-    const std::string tag = "again-" + std::to_string(i) + "-";
-    payload.replace(0, tag.size(), tag);
-    again.push_back(pool.apply_async(tag_large, payload, 1));
-  }
-  for (int i = 0; i < 12; ++i) {
-    const std::string tag = "again-" + std::to_string(i) + "-";
-    CHECK(again[static_cast<std::size_t>(i)].get().substr(0, tag.size()) == tag);
-  }
+  auto again = wave("again-", 'b', 1);
+  check(again, "again-");
 }
