@@ -16,16 +16,6 @@ int cpu_count() {
   return 1;
 }
 
-namespace detail {
-void submit_task(PoolCore& core, const char* call, std::shared_ptr<ResultStateBase> state,
-                 FunctionRef<void(OutputBuffer&)> encode) {
-  core.submit(call, std::move(state), encode);
-}
-void check_running(const PoolCore& core, const char* call) { core.check_running(call); }
-void attach_source(PoolCore& core, ResultStateBase& state) { state.set_source(core.weak_from_this()); }
-void register_flusher(PoolCore& core, std::weak_ptr<InputFlusher> flusher) { core.register_flusher(std::move(flusher)); }
-int worker_count(const PoolCore& core) noexcept { return core.processes(); }
-}  // namespace detail
 
 namespace {
 PoolOptions with_processes(int processes) {
@@ -38,13 +28,8 @@ PoolOptions with_processes(int processes) {
 
 Pool::Pool() : Pool(PoolOptions{}) {}
 Pool::Pool(int processes) : Pool(with_processes(processes)) {}
-Pool::Pool(PoolOptions options) : core_(std::make_shared<detail::PoolCore>(std::move(options))) {}
-Pool::~Pool() { core_->finish(); }
+Pool::Pool(PoolOptions options) : TaskPool(std::make_shared<detail::PoolCore>(std::move(options))) {}
 
-void Pool::close() { core_->close(); }
-void Pool::join() { core_->join(); }
-void Pool::terminate() { core_->terminate(); }
-int Pool::size() const { return core_->size(); }
-std::vector<pid_t> Pool::worker_pids() const { return core_->worker_pids(); }
+std::vector<pid_t> Pool::worker_pids() const { return static_cast<const detail::PoolCore&>(executor()).worker_pids(); }
 
 }  // namespace procpool

@@ -15,6 +15,7 @@
 #include "engine/shared_region.hpp"
 #include "engine/unique_fd.hpp"
 #include "engine/zygote.hpp"
+#include "procpool/detail/executor.hpp"
 #include "procpool/detail/function_ref.hpp"
 #include "procpool/detail/map_state.hpp"
 #include "procpool/detail/result_state.hpp"
@@ -22,7 +23,7 @@
 
 namespace procpool::detail {
 
-class PoolCore final : public ResultSource, public std::enable_shared_from_this<PoolCore> {
+class PoolCore final : public Executor {
  public:
   explicit PoolCore(PoolOptions options);
   PoolCore(const PoolCore&) = delete;
@@ -30,18 +31,18 @@ class PoolCore final : public ResultSource, public std::enable_shared_from_this<
   // Terminates whatever is still running.
   ~PoolCore();
 
-  void submit(const char* call, std::shared_ptr<ResultStateBase> state, FunctionRef<void(OutputBuffer&)> encode);
+  void submit(const char* call, std::shared_ptr<ResultStateBase> state, FunctionRef<void(OutputBuffer&)> encode) override;
   // Throws ValueError naming `call` unless the pool is running.
-  void check_running(const char* call) const;
-  void register_flusher(std::weak_ptr<InputFlusher> flusher);
-  int processes() const noexcept { return processes_; }
-  void close();
-  void join();
-  void terminate();
+  void check_running(const char* call) const override;
+  void register_flusher(std::weak_ptr<InputFlusher> flusher) override;
+  int processes() const noexcept override { return processes_; }
+  void close() override;
+  void join() override;
+  void terminate() override;
   // Called by ~Pool: close (if running) and join, never throwing.
-  void finish() noexcept;
+  void finish() noexcept override;
 
-  int size() const;
+  int size() const override;
   std::vector<pid_t> worker_pids() const;
 
   // ResultSource: threads waiting in get() drain result rings themselves.

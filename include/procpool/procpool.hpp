@@ -22,4 +22,5 @@
 #include "procpool/async_result.hpp"
 #include "procpool/errors.hpp"
 #include "procpool/pool.hpp"
+#include "procpool/task_pool.hpp"
 #include "procpool/process.hpp"

@@ -1,0 +1,43 @@
+// What a pool's front end (TaskPool) needs from the engine behind it: the
+// shared-memory pool on one machine, or the MPI pool across hosts.
+#pragma once
+
+#include <memory>
+
+#include "procpool/detail/buffer.hpp"
+#include "procpool/detail/function_ref.hpp"
+#include "procpool/detail/map_state.hpp"
+#include "procpool/detail/result_state.hpp"
+
+namespace procpool::detail {
+
+class Executor : public ResultSource, public std::enable_shared_from_this<Executor> {
+ public:
+  Executor() = default;
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+  virtual ~Executor() = default;
+
+  // Queues one task: `encode` writes its payload; `state` receives the outcome.
+  // Throws ValueError, naming `call`, if the pool no longer takes tasks.
+  virtual void submit(const char* call, std::shared_ptr<ResultStateBase> state,
+                      FunctionRef<void(OutputBuffer&)> encode) = 0;
+  // Throws ValueError, naming `call`, unless the pool takes tasks.
+  virtual void check_running(const char* call) const = 0;
+  // close() asks `flusher` to submit the rest of its input first.
+  virtual void register_flusher(std::weak_ptr<InputFlusher> flusher) = 0;
+  // The number of workers tasks are spread over (for chunk sizes).
+  virtual int processes() const noexcept = 0;
+
+  virtual void close() = 0;
+  virtual void join() = 0;
+  virtual void terminate() = 0;
+  // Called when the front end goes away: close (if running) and join, never throwing.
+  virtual void finish() noexcept = 0;
+  virtual int size() const = 0;
+
+  // Lets threads waiting on `state` pump this pool's results.
+  void attach(ResultStateBase& state) { state.set_source(weak_from_this()); }
+};
+
+}  // namespace procpool::detail

@@ -1,0 +1,209 @@
+// procpool::TaskPool: the surface every pool shares (apply_async, map, imap,
+// close, join, ...), whatever runs the tasks: procpool::Pool's worker
+// processes on this machine, or procpool::mpi::Pool's ranks across hosts.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "procpool/async_result.hpp"
+#include "procpool/detail/chunk.hpp"
+#include "procpool/detail/executor.hpp"
+#include "procpool/detail/map_state.hpp"
+#include "procpool/detail/task_codec.hpp"
+#include "procpool/errors.hpp"
+#include "procpool/imap_iterator.hpp"
+
+namespace procpool {
+
+namespace detail {
+template <class Range>
+using map_item_t = wire_t<std::ranges::range_value_t<Range>>;
+}  // namespace detail
+
+// Code written against TaskPool& runs unchanged on either pool:
+//
+//   std::vector<int> squares(procpool::TaskPool& pool, const std::vector<int>& xs) {
+//     return pool.map(square, xs);
+//   }
+//
+// Tasks are free functions, captureless lambdas or cereal-serializable
+// function objects, with cereal-serializable arguments. Unless said
+// otherwise, members are thread-safe.
+class TaskPool {
+ public:
+  TaskPool(const TaskPool&) = delete;
+  TaskPool& operator=(const TaskPool&) = delete;
+  // If still running: close(), then join(), so nothing queued is lost. After
+  // terminate() or close(): join(). Blocks until the workers have finished.
+  virtual ~TaskPool();
+
+  template <class F, class... Args>
+  auto apply_async(F f, const Args&... args) -> AsyncResult<detail::task_result_t<F, Args...>> {
+    detail::check_task<F, Args...>();
+    using R = detail::task_result_t<F, Args...>;
+    auto state = std::make_shared<detail::ResultState<R>>();
+    core_->submit("apply_async", state,
+                   [&](detail::OutputBuffer& out) { detail::encode_task(out, f, args...); });
+    return AsyncResult<R>(std::move(state));
+  }
+
+  // apply_async(f, args...).get(): blocks until the task has run; throws its error.
+  template <class F, class... Args>
+  auto apply(F f, const Args&... args) -> detail::task_result_t<F, Args...> {
+    return apply_async(f, args...).get();
+  }
+
+  // Applies f to every item; returns the results in input order (void for a
+  // void f). Blocks until all have run. Items travel in chunks of `chunksize`
+  // (0: about four chunks per worker, as Python does). An item that throws
+  // does not stop the others; map then throws the error of the first failed
+  // item (by position). ValueError after close() or terminate().
+  template <class F, std::ranges::forward_range Range>
+  auto map(F f, const Range& items, std::size_t chunksize = 0) {
+    return map_async(f, items, chunksize).get();
+  }
+  // As map(), but returns at once with the future of the whole result.
+  template <class F, std::ranges::forward_range Range>
+  auto map_async(F f, const Range& items, std::size_t chunksize = 0) {
+    return map_chunks<false, detail::map_item_t<Range>>("map_async", f, items, chunksize);
+  }
+  // As map(), with each item a tuple unpacked into f's arguments.
+  template <class F, std::ranges::forward_range Range>
+  auto starmap(F f, const Range& items, std::size_t chunksize = 0) {
+    return starmap_async(f, items, chunksize).get();
+  }
+  template <class F, std::ranges::forward_range Range>
+  auto starmap_async(F f, const Range& items, std::size_t chunksize = 0) {
+    return map_chunks<true, detail::map_item_t<Range>>("starmap_async", f, items, chunksize);
+  }
+  // Applies f to every item of any input range, lazily: the input is read a
+  // chunk at a time as results are consumed, with a bounded look-ahead, so an
+  // endless range works in bounded memory. Results come in input order. The
+  // range is kept (moved in, or referenced if an lvalue) while the iterator
+  // needs it. ValueError after close()/terminate() or if chunksize is 0.
+  template <class F, std::ranges::input_range Range>
+  auto imap(F f, Range&& items, std::size_t chunksize = 1) {
+    return imap_chunks<true>("imap", f, std::forward<Range>(items), chunksize);
+  }
+  // As imap(), with results in the order they complete.
+  template <class F, std::ranges::input_range Range>
+  auto imap_unordered(F f, Range&& items, std::size_t chunksize = 1) {
+    return imap_chunks<false>("imap_unordered", f, std::forward<Range>(items), chunksize);
+  }
+
+  // Takes no more tasks; the workers exit once every queued task has run.
+  // Never blocks. ValueError if already closed or terminated.
+  void close();
+  // Blocks until every worker has exited (after close(): every queued task has
+  // run). ValueError while the pool is still running.
+  void join();
+  // Stops the workers now (SIGKILL); unfinished results fail with
+  // PoolTerminated. Never hangs. ValueError if already terminated.
+  void terminate();
+
+  // The number of workers the pool keeps.
+  int size() const;
+
+ protected:
+  explicit TaskPool(std::shared_ptr<detail::Executor> core) : core_(std::move(core)) {}
+  detail::Executor& executor() const noexcept { return *core_; }
+
+ private:
+  template <bool Star, class Item, class F, class Range>
+  auto map_chunks(const char* call, F f, const Range& items, std::size_t chunksize) {
+    detail::check_chunk<F, Star, Item>();
+    using R = detail::item_result_t<F, Star, Item>;
+    using Whole = typename detail::MapAggregate<R>::Whole;
+    core_->check_running(call);
+    auto whole = std::make_shared<detail::ResultState<Whole>>();
+    core_->attach(*whole);
+    const auto count = static_cast<std::size_t>(std::ranges::distance(items));
+    if (count == 0) {
+      if constexpr (std::is_void_v<R>) {
+        whole->set_value();
+      } else {
+        whole->set_value({});
+      }
+      return AsyncResult<Whole>(std::move(whole));
+    }
+    if (chunksize == 0) chunksize = detail::auto_chunksize(count, core_->processes());
+    auto aggregate = std::make_shared<detail::MapAggregate<R>>(whole, count, chunksize);
+    auto it = std::ranges::begin(items);
+    std::vector<std::shared_ptr<detail::ChunkState<R>>> chunks;
+    for (std::size_t index = 0, first = 0; first < count; ++index, first += chunksize) {
+      chunks.push_back(std::make_shared<detail::ChunkState<R>>(aggregate, index, std::min(chunksize, count - first)));
+    }
+    for (std::size_t index = 0; index < chunks.size(); ++index) {
+      const std::size_t n = chunks[index]->count();
+      try {
+        core_->submit(call, chunks[index], [&](detail::OutputBuffer& out) {
+          detail::encode_chunk<F, Star, Item>(out, f, it, n);
+        });
+      } catch (...) {
+        // Closed under our feet: nothing more goes out; the rest fail with the reason.
+        if (index == 0) throw;
+        for (std::size_t rest = index; rest < chunks.size(); ++rest) chunks[rest]->fail(std::current_exception());
+        break;
+      }
+      std::ranges::advance(it, static_cast<std::ranges::range_difference_t<Range>>(n));
+    }
+    return AsyncResult<Whole>(std::move(whole));
+  }
+
+  template <bool Ordered, class F, class Range>
+  auto imap_chunks(const char* call, F f, Range&& items, std::size_t chunksize) {
+    using Item = detail::map_item_t<Range>;
+    detail::check_chunk<F, false, Item>();
+    using R = detail::item_result_t<F, false, Item>;
+    static_assert(!std::is_void_v<R>, "procpool: imap needs a callable that returns a value; use map for void ones");
+    core_->check_running(call);
+    if (chunksize == 0) throw ValueError(std::string("procpool::Pool::") + call + ": chunksize must be at least 1");
+    // Keep every worker busy with a chunk queued behind it, and no more.
+    const auto max_in_flight = static_cast<std::size_t>(2 * core_->processes() + 2);
+    auto state = std::make_shared<detail::IMapState<R>>(Ordered, max_in_flight);
+    using Stored = std::conditional_t<std::is_lvalue_reference_v<Range>, Range, std::remove_cvref_t<Range>>;
+    struct Input {
+      Stored range;
+      std::optional<std::ranges::iterator_t<std::remove_reference_t<Stored>>> it;
+    };
+    auto input = std::make_shared<Input>(Input{std::forward<Range>(items), std::nullopt});
+    std::weak_ptr<detail::IMapState<R>> weak_state = state;
+    state->set_producer([core = core_, input, f, chunksize, weak_state,
+                         call](std::size_t index) -> typename detail::IMapState<R>::Produced {
+      typename detail::IMapState<R>::Produced produced;
+      std::vector<Item> chunk;
+      try {
+        if (!input->it) input->it = std::ranges::begin(input->range);
+        while (chunk.size() < chunksize && *input->it != std::ranges::end(input->range)) {
+          chunk.push_back(static_cast<Item>(**input->it));
+          ++*input->it;
+        }
+      } catch (...) {
+        produced.input_error = std::current_exception();
+      }
+      auto sink = weak_state.lock();
+      if (chunk.empty() || !sink) return produced;
+      auto chunk_state = std::make_shared<detail::ChunkState<R>>(sink, index, chunk.size());
+      core->submit(call, chunk_state, [&](detail::OutputBuffer& out) {
+        detail::encode_chunk<F, false, Item>(out, f, chunk.begin(), chunk.size());
+      });
+      produced.submitted = true;
+      return produced;
+    });
+    core_->register_flusher(state);
+    return IMapIterator<R>(std::move(state));
+  }
+
+  // Shared with the results, which pump it while they wait (weakly).
+  std::shared_ptr<detail::Executor> core_;
+};
+
+}  // namespace procpool
