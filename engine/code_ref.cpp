@@ -163,29 +163,27 @@ std::pair<Table, const Module*> find_module(Pred pred) {
 
 }  // namespace
 
+// Error texts are built only on failure: both functions run once per task.
 CodeRef code_ref_of(std::uintptr_t address) {
   const auto [table, m] = find_module([&](const Module& m) { return m.holds(address); });
+  if (m && m->hash != 0) return {m->hash, address - m->bias};
   const std::string what = "procpool: cannot name code at " + hex(address) + ": ";
   if (!m) throw SerializationError(what + "no loaded module holds it in an executable segment");
-  if (m->hash == 0)
-    throw SerializationError(what + "module " + m->path +
-                             " has no GNU build-id (link with -Wl,--build-id)");
-  return {m->hash, address - m->bias};
+  throw SerializationError(what + "module " + m->path + " has no GNU build-id (link with -Wl,--build-id)");
 }
 
 std::uintptr_t resolve_code_ref(const CodeRef& ref) {
   const auto [table, m] =
       find_module([&](const Module& m) { return m.hash != 0 && m.hash == ref.module; });
+  const std::uintptr_t address = m ? m->bias + ref.offset : 0;
+  if (m && m->holds(address)) return address;
   const std::string what = "procpool: cannot resolve callable: ";
   if (!m)
     throw SerializationError(what + "no module with build-id hash " + hex(ref.module) +
                              " is loaded in process " + std::to_string(getpid()) +
                              " (is the worker running a different build?)");
-  const std::uintptr_t address = m->bias + ref.offset;
-  if (!m->holds(address))
-    throw SerializationError(what + "offset " + hex(ref.offset) +
-                             " is outside the executable segments of " + m->path);
-  return address;
+  throw SerializationError(what + "offset " + hex(ref.offset) +
+                           " is outside the executable segments of " + m->path);
 }
 
 }  // namespace procpool::detail

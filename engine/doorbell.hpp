@@ -11,8 +11,9 @@ namespace procpool::detail {
 
 // Lives in shared memory. A waiter announces itself in `sleepers`, re-checks
 // its condition and sleeps on `seq`; a notifier publishes its data, then rings
-// only if someone sleeps, so the hot path costs no system call. A process
-// that dies here leaves at worst a stale `sleepers` count: one extra wake-up.
+// only if someone sleeps, so the hot path costs no system call. One waiter
+// at a time per bell. A process that dies here leaves at worst a stale
+// `sleepers` count: one extra wake-up.
 struct Doorbell {
   alignas(64) std::atomic<std::uint32_t> seq{0};
   std::atomic<std::uint32_t> sleepers{0};
@@ -21,10 +22,9 @@ struct Doorbell {
   void ring() noexcept {
     // A seq_cst read-modify-write orders the caller's publishing store before
     // this read of `sleepers` (a full barrier; unlike a fence, TSan models it).
-    if (sleepers.fetch_add(0, std::memory_order_seq_cst) != 0) {
-      seq.fetch_add(1, std::memory_order_release);
-      futex_wake_all(seq, FutexScope::shared);
-    }
+    // The first ringer clears `sleepers`, so a burst of rings while the waiter
+    // is still on its way to sleep costs one system call, not one each.
+    if (sleepers.exchange(0, std::memory_order_seq_cst) != 0) ring_always();
   }
 
   // Ring even if nobody seems to sleep (shutdown, events from other threads).
@@ -44,7 +44,11 @@ struct Doorbell {
     const std::uint32_t observed = seq.load(std::memory_order_acquire);
     sleepers.fetch_add(1, std::memory_order_seq_cst);
     if (!ready()) futex_wait(seq, observed, timeout, FutexScope::shared);
-    sleepers.fetch_sub(1, std::memory_order_relaxed);
+    // Withdraw, unless a ringer already cleared the count. Sound because each
+    // bell has one waiter at a time (its worker, or the result thread).
+    std::uint32_t announced = sleepers.load(std::memory_order_relaxed);
+    while (announced != 0 && !sleepers.compare_exchange_weak(announced, announced - 1, std::memory_order_relaxed)) {
+    }
     return ready();
   }
 };

@@ -1,6 +1,7 @@
 #include "engine/pool_core.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -23,9 +24,9 @@ namespace {
 constexpr std::size_t ring_capacity = std::size_t{256} << 10;
 // Tasks queued in one worker's ring at most; more wait in the parent's
 // backlog, so a slow task holds back few others.
-constexpr std::size_t max_inflight_per_worker = 64;
+constexpr std::size_t max_inflight_per_worker = 1024;
 // Rounds the result thread polls before it sleeps.
-constexpr int result_wait_spins = 2000;
+constexpr int result_wait_spins = 200;
 // Result frames handled in one go per worker before looking at the others.
 constexpr int drain_batch = 256;
 
@@ -91,7 +92,7 @@ PoolCore::PoolCore(PoolOptions options)
 PoolCore::~PoolCore() {
   {
     std::lock_guard lock(mutex_);
-    if (phase_ == Phase::running) phase_ = Phase::closing;
+    if (phase_ == Phase::running) set_phase_locked(Phase::closing);
   }
   if (!joined_) {
     zygote_->shutdown(std::chrono::milliseconds(2000));
@@ -104,6 +105,11 @@ void PoolCore::check_running(const char* call) const {
   check_running_locked(call);
 }
 
+void PoolCore::set_phase_locked(Phase phase) {
+  phase_ = phase;
+  accepting_.store(phase == Phase::running, std::memory_order_relaxed);
+}
+
 void PoolCore::check_running_locked(const char* call) const {
   if (phase_ != Phase::running) {
     throw ValueError(std::string("procpool::Pool::") + call + ": pool is " +
@@ -113,7 +119,9 @@ void PoolCore::check_running_locked(const char* call) const {
 
 void PoolCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
                       FunctionRef<void(OutputBuffer&)> encode) {
-  check_running(call);
+  // A first look without the lock, so a closed pool does not serialize the
+  // task; the check that counts is the one under the lock below.
+  if (!accepting_.load(std::memory_order_relaxed)) check_running(call);
   // Serialize outside the lock, into a per-thread buffer that is reused.
   thread_local OutputBuffer out;
   out.reset(nullptr, 0, ring_capacity / 4);
@@ -220,7 +228,7 @@ void PoolCore::close() {
   {
     std::lock_guard lock(mutex_);
     check_running_locked("close");
-    phase_ = Phase::closing;
+    set_phase_locked(Phase::closing);
   }
   signal_result_thread();
 }
@@ -245,7 +253,7 @@ void PoolCore::terminate() {
   {
     std::lock_guard lock(mutex_);
     check_running_locked("terminate");
-    phase_ = Phase::terminated;
+    set_phase_locked(Phase::terminated);
     for (Slot& s : slots_) {
       for (Task& t : s.inflight) unfinished.push_back(std::move(t));
       task_count_changed_locked(-static_cast<std::ptrdiff_t>(s.inflight.size()));
@@ -271,7 +279,7 @@ void PoolCore::finish() noexcept {
   try {
     {
       std::lock_guard lock(mutex_);
-      if (phase_ == Phase::running) phase_ = Phase::closing;
+      if (phase_ == Phase::running) set_phase_locked(Phase::closing);
     }
     signal_result_thread();
     join();
@@ -323,7 +331,7 @@ void PoolCore::result_loop() {
       std::lock_guard drain(drain_mutex_);
       deferred_callbacks = &callbacks;
       progressed = handle_events();
-      progressed |= drain_all();
+      progressed |= drain_all(true);
       {
         std::lock_guard lock(mutex_);
         done = phase_ == Phase::terminated || (phase_ == Phase::closing && all_exited_locked());
@@ -339,9 +347,17 @@ void PoolCore::result_loop() {
     run_callbacks(callbacks);
     if (done) return;
     if (progressed || !callbacks.empty()) continue;
+    // While a waiter pumps, the results are its to take: spinning here too
+    // would only take a core from it or from a worker. (Workers ring when no
+    // one pumps; end_pumping() rings if results were left.)
+    auto& pumpers = region_.pool().pumpers;
+    const bool pumped = pumpers.load(std::memory_order_seq_cst) != 0;
     region_.pool().parent_bell.wait(
-        [&] { return signals_.load(std::memory_order_acquire) != seen_signals || any_results(); },
-        result_wait_spins);
+        [&] {
+          return signals_.load(std::memory_order_acquire) != seen_signals ||
+                 (pumpers.load(std::memory_order_seq_cst) == 0 && any_results());
+        },
+        pumped ? 0 : result_wait_spins);
     seen_signals = signals_.load(std::memory_order_acquire);
   }
 }
@@ -353,10 +369,12 @@ bool PoolCore::any_results() const noexcept {
   return false;
 }
 
-// Takes every ready result, then refills the rings from the backlog.
-bool PoolCore::drain_all() {
+// Takes every ready result, then refills the rings from the backlog (always
+// after `changed`, else only if results came in: nothing else frees room).
+bool PoolCore::drain_all(bool changed) {
   bool progressed = false;
   for (int i = 0; i < processes_; ++i) progressed |= drain_results(i);
+  if (!progressed && !changed) return false;
   std::lock_guard lock(mutex_);
   if (phase_ == Phase::terminated) return progressed;
   dispatch_backlog_locked();
@@ -366,14 +384,14 @@ bool PoolCore::drain_all() {
 }
 
 bool PoolCore::pump() noexcept {
-  if (!pumping_open_.load(std::memory_order_acquire)) return false;
+  if (!pumping_open_.load(std::memory_order_acquire) || !any_results()) return false;
   std::unique_lock drain(drain_mutex_, std::try_to_lock);
   if (!drain.owns_lock()) return false;
   std::vector<std::function<void()>> callbacks;
   deferred_callbacks = &callbacks;
   bool progressed = false;
   try {
-    progressed = drain_all();
+    progressed = drain_all(false);
   } catch (...) {
     // Only a failing mutex could throw here; the result thread will retry.
   }
@@ -400,33 +418,45 @@ void PoolCore::end_pumping() noexcept {
 
 bool PoolCore::drain_results(int index) {
   Slot& slot = slots_[static_cast<std::size_t>(index)];
-  int handled = 0;
-  FrameView frame{};
-  for (; handled < drain_batch; ++handled) {
-    const Ring::Peek peek = slot.results.peek(frame);
-    if (peek == Ring::Peek::empty) break;
-    Task task;
-    {
-      std::lock_guard lock(mutex_);
-      const bool matches = peek == Ring::Peek::frame && frame.header.kind == FrameKind::result &&
-                           !slot.inflight.empty() && slot.inflight.front().id == frame.header.task_id;
-      if (!matches) {
-        // The ring cannot be trusted past this point: replace the worker; its
-        // exit fails the task it was running and re-queues the rest.
-        if (slot.state == Slot::State::running) zygote_->request({ZygoteRequest::Op::kill, index, slot.pid, SIGKILL});
-        slot.results.reset();
+  // Read a batch of ready frames first, match them to their tasks under one
+  // lock, complete them outside it, and hand the space back in one store.
+  std::array<FrameView, drain_batch> frames;
+  std::size_t count = 0;
+  std::uint64_t position = slot.results.head_position();
+  Ring::Peek peek = Ring::Peek::empty;
+  while (count < drain_batch && (peek = slot.results.peek_from(position, frames[count])) == Ring::Peek::frame) {
+    position += frames[count++].span;
+  }
+  bool trusted = peek != Ring::Peek::corrupt;
+  if (count == 0 && trusted) return false;
+  std::vector<Task> tasks;
+  tasks.reserve(count);
+  {
+    std::lock_guard lock(mutex_);
+    for (std::size_t i = 0; i < count; ++i) {
+      const FrameView& frame = frames[i];
+      if (frame.header.kind != FrameKind::result || slot.inflight.empty() ||
+          slot.inflight.front().id != frame.header.task_id) {
+        trusted = false;
         break;
       }
-      task = std::move(slot.inflight.front());
+      tasks.push_back(std::move(slot.inflight.front()));
       slot.inflight.pop_front();
-      ++slot.done;
-      task_count_changed_locked(-1);
     }
-    complete(task, frame, index);
-    slot.results.pop(frame);
+    slot.done += tasks.size();
+    task_count_changed_locked(-static_cast<std::ptrdiff_t>(tasks.size()));
+    // The ring cannot be trusted past a bad frame: replace the worker; its
+    // exit fails the task it was running and re-queues the rest.
+    if (!trusted && slot.state == Slot::State::running) zygote_->request({ZygoteRequest::Op::kill, index, slot.pid, SIGKILL});
   }
-  if (handled != 0) region_.slot(index).results_space_bell.ring();
-  return handled != 0;
+  for (std::size_t i = 0; i < tasks.size(); ++i) complete(tasks[i], frames[i], index);
+  if (!trusted) {
+    slot.results.reset();
+  } else {
+    slot.results.pop_to(position);
+  }
+  if (!tasks.empty()) region_.slot(index).results_space_bell.ring();
+  return !tasks.empty();
 }
 
 void PoolCore::complete(Task& task, const FrameView& frame, int index) {
@@ -569,17 +599,24 @@ void PoolCore::steal_for_idle_workers_locked() {
     for (const FrameView& f : unconsumed_frames(busiest->tasks)) {
       if ((busiest->tasks.marks(f) & frame_claimed) == 0) waiting.push_back(f);
     }
-    std::deque<Task> stolen;
+    std::vector<FrameView> marked;
     for (std::size_t i = waiting.size() / 2; i < waiting.size(); ++i) {
-      if (!busiest->tasks.try_mark(waiting[i], frame_stolen)) continue;
-      const auto task = std::find_if(busiest->inflight.begin(), busiest->inflight.end(),
-                                     [&](const Task& t) { return t.id == waiting[i].header.task_id; });
-      if (task == busiest->inflight.end()) continue;
-      take_payload(*task, waiting[i]);
-      stolen.push_back(std::move(*task));
-      busiest->inflight.erase(task);
-      task_count_changed_locked(-1);
+      if (busiest->tasks.try_mark(waiting[i], frame_stolen)) marked.push_back(waiting[i]);
     }
+    // inflight and the ring hold the tasks in the same order: one pass splits them.
+    std::deque<Task> stolen;
+    std::deque<Task> kept;
+    std::size_t next = 0;
+    for (Task& task : busiest->inflight) {
+      if (next < marked.size() && task.id == marked[next].header.task_id) {
+        take_payload(task, marked[next++]);
+        stolen.push_back(std::move(task));
+      } else {
+        kept.push_back(std::move(task));
+      }
+    }
+    busiest->inflight.swap(kept);
+    task_count_changed_locked(-static_cast<std::ptrdiff_t>(stolen.size()));
     backlog_.insert(backlog_.begin(), std::make_move_iterator(stolen.begin()), std::make_move_iterator(stolen.end()));
     dispatch_backlog_locked();
   }
@@ -599,7 +636,7 @@ void PoolCore::on_zygote_lost() {
     }
     for (Task& t : backlog_) lost.push_back(std::move(t));
     backlog_.clear();
-    if (phase_ == Phase::running) phase_ = Phase::closing;
+    if (phase_ == Phase::running) set_phase_locked(Phase::closing);
   }
   const auto error = std::make_exception_ptr(WorkerLost("procpool: the pool's zygote process died; no worker is left"));
   for (Task& t : lost) t.state->fail(error);

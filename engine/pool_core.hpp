@@ -81,6 +81,7 @@ class PoolCore final : public Executor {
 
   // Submission and dispatch (under mutex_).
   void check_running_locked(const char* call) const;
+  void set_phase_locked(Phase phase);
   bool dispatch_locked(Task& task, const char* bytes, std::size_t size);
   void dispatch_backlog_locked();
   void send_stops_locked();
@@ -92,7 +93,7 @@ class PoolCore final : public Executor {
 
   // Result thread (and pumping waiters, under drain_mutex_).
   void result_loop();
-  bool drain_all();
+  bool drain_all(bool changed);
   bool drain_results(int slot);
   bool any_results() const noexcept;
   void complete(Task& task, const FrameView& frame, int slot);
@@ -117,6 +118,7 @@ class PoolCore final : public Executor {
 
   mutable std::mutex mutex_;
   Phase phase_ = Phase::running;
+  std::atomic<bool> accepting_{true};  // phase_ == running, for a look without the lock
   std::vector<Slot> slots_;
   std::deque<Task> backlog_;
   std::uint64_t next_id_ = 1;

@@ -98,9 +98,12 @@ bool Ring::peek_at(std::uint64_t position, FrameView& frame) const noexcept {
 }
 
 Ring::Peek Ring::peek(FrameView& frame) const noexcept {
-  const std::uint64_t head = control_->head.load(std::memory_order_relaxed);
-  if (head == control_->tail.load(std::memory_order_acquire)) return Peek::empty;
-  return peek_at(head, frame) ? Peek::frame : Peek::corrupt;
+  return peek_from(control_->head.load(std::memory_order_relaxed), frame);
+}
+
+Ring::Peek Ring::peek_from(std::uint64_t position, FrameView& frame) const noexcept {
+  if (position == control_->tail.load(std::memory_order_acquire)) return Peek::empty;
+  return peek_at(position, frame) ? Peek::frame : Peek::corrupt;
 }
 
 namespace {
@@ -130,6 +133,8 @@ void Ring::pop(const FrameView& frame) noexcept {
   // release: we are done reading the frame before the producer may reuse it.
   control_->head.store(control_->head.load(std::memory_order_relaxed) + frame.span, std::memory_order_release);
 }
+
+void Ring::pop_to(std::uint64_t position) noexcept { control_->head.store(position, std::memory_order_release); }
 
 bool Ring::empty() const noexcept {
   return control_->head.load(std::memory_order_relaxed) == control_->tail.load(std::memory_order_acquire);

@@ -50,7 +50,12 @@ class Ring {
   // bytes at the head are not a valid frame (the ring cannot be trusted past it).
   enum class Peek { empty, frame, corrupt };
   Peek peek(FrameView& frame) const noexcept;
+  // The frame at `position` (head_position() plus the spans of the frames
+  // before it), so a batch can be read before any of it is popped.
+  Peek peek_from(std::uint64_t position, FrameView& frame) const noexcept;
   void pop(const FrameView& frame) noexcept;
+  // Releases every frame before `position` to the producer at once.
+  void pop_to(std::uint64_t position) noexcept;
   bool empty() const noexcept;
 
   // Sets `bit` (frame_claimed or frame_stolen) in the frame's header in the

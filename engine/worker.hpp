@@ -25,6 +25,6 @@ struct WorkerConfig {
 [[noreturn]] void run_worker(const WorkerConfig& config, UniqueFd socket);
 
 // Spins before sleeping, tuned for two cores shared by parent and workers.
-constexpr int worker_wait_spins = 2000;
+constexpr int worker_wait_spins = 200;
 
 }  // namespace procpool::detail
