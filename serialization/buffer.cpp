@@ -1,5 +1,6 @@
 #include "procpool/detail/buffer.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <fcntl.h>
 #include <cstdlib>
@@ -21,6 +22,26 @@ std::size_t grown(std::size_t current, std::size_t needed) {
   std::size_t capacity = current < initial_heap ? initial_heap : current;
   while (capacity < needed) capacity *= 2;
   return capacity;
+}
+
+// A memfd grows to what is needed, or double, whichever is more: one large
+// write (a big vector) then fills it exactly instead of leaving half of it
+// allocated and unused.
+std::size_t grown_memfd(std::size_t current, std::size_t needed) {
+  constexpr std::size_t page = 4096;
+  const std::size_t capacity = std::max({needed, 2 * current, initial_memfd});
+  return (capacity + page - 1) / page * page;
+}
+
+// Faults the pages in with one system call rather than one fault each, which
+// is most of the cost of a large payload on machines where a fault is dear.
+void populate(char* begin, std::size_t size) noexcept {
+#ifdef MADV_POPULATE_WRITE
+  if (size != 0) ::madvise(begin, size, MADV_POPULATE_WRITE);  // a kernel without it (< 5.14) just faults
+#else
+  (void)begin;
+  (void)size;
+#endif
 }
 
 }  // namespace
@@ -69,7 +90,7 @@ void OutputBuffer::grow(std::size_t extra) {
   if (needed <= spill_limit_ && storage_ != Storage::memfd) {
     move_to(Storage::heap, grown(capacity, needed));
   } else {
-    move_to(Storage::memfd, grown(capacity < initial_memfd ? initial_memfd : capacity, needed));
+    move_to(Storage::memfd, grown_memfd(storage_ == Storage::memfd ? capacity : 0, needed));
   }
 }
 
@@ -84,9 +105,11 @@ void OutputBuffer::move_to(Storage storage, std::size_t capacity) {
   } else if (storage_ == Storage::memfd) {
     // Grow in place: the kernel moves pages, not bytes.
     if (::ftruncate(memfd_, static_cast<off_t>(capacity)) != 0) throw std::bad_alloc();
-    void* p = ::mremap(begin_, static_cast<std::size_t>(end_ - begin_), capacity, MREMAP_MAYMOVE);
+    const auto old_capacity = static_cast<std::size_t>(end_ - begin_);
+    void* p = ::mremap(begin_, old_capacity, capacity, MREMAP_MAYMOVE);
     if (p == MAP_FAILED) throw std::bad_alloc();
     begin_ = static_cast<char*>(p);
+    populate(begin_ + old_capacity, capacity - old_capacity);
     cur_ = begin_ + used;
     end_ = begin_ + capacity;
     return;
@@ -102,6 +125,7 @@ void OutputBuffer::move_to(Storage storage, std::size_t capacity) {
       throw std::bad_alloc();
     }
     fresh = static_cast<char*>(p);
+    populate(fresh, capacity);
     if (used != 0) std::memcpy(fresh, begin_, used);
     if (storage_ == Storage::heap) std::free(begin_);
     memfd_ = fd;
