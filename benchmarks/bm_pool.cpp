@@ -5,6 +5,7 @@
 
 #include <csignal>
 #include <cstdint>
+#include <numeric>
 #include <procpool/procpool.hpp>
 #include <vector>
 
@@ -12,8 +13,11 @@ namespace {
 
 constexpr int workers = 2;
 constexpr int batch = 10000;
+constexpr int map_items = 1'000'000;
+constexpr std::size_t echo_bytes = std::size_t{16} << 20;
 
 int noop(int x) { return x; }
+std::vector<char> echo(std::vector<char> bytes) { return bytes; }
 
 }  // namespace
 
@@ -64,5 +68,37 @@ static void BM_PoolRespawn(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_PoolRespawn)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// Map: pool.map(noop, 1,000,000 ints), automatic chunksize (8 chunks on 2 workers); items_per_second = ints/s.
+static void BM_PoolMap(benchmark::State& state) {
+  procpool::Pool pool(workers);
+  std::vector<int> items(map_items);
+  std::iota(items.begin(), items.end(), 0);
+  for (auto _ : state) {
+    const std::vector<int> out = pool.map(noop, items);
+    if (out.size() != items.size() || out.back() != items.back()) {
+      state.SkipWithError("map returned the wrong results");
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * map_items);
+}
+BENCHMARK(BM_PoolMap)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Echo: apply_async(echo, 16 MiB std::vector<char>).get(), one at a time; bytes_per_second counts the 16 MiB once per round trip.
+static void BM_PoolEcho16MiB(benchmark::State& state) {
+  procpool::Pool pool(workers);
+  std::vector<char> payload(echo_bytes);
+  for (std::size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 131);
+  for (auto _ : state) {
+    const std::vector<char> back = pool.apply_async(echo, payload).get();
+    if (back.size() != payload.size() || back[12345] != payload[12345]) {
+      state.SkipWithError("echo returned different bytes");
+      break;
+    }
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(echo_bytes));
+}
+BENCHMARK(BM_PoolEcho16MiB)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 BENCHMARK_MAIN();

@@ -70,6 +70,21 @@ FIGURES = [
          procpool="BM_PoolRespawn",
          thread_pool=None,
          python=None),
+    # Thread pool: 8 chunk tasks (the automatic chunk count) returning vectors.
+    dict(key="map", title="map of 1,000,000 ints, automatic chunksize",
+         kind="throughput",
+         procpool="BM_PoolMap",
+         thread_pool="BM_ThreadPoolMap",
+         python="map_items_per_s",
+         targets=[dict(of="vs_python", op=">=", bound=10)]),
+    # The 16 MiB is counted once per round trip on every side.
+    dict(key="echo_16mib", title="echo of 16 MiB, one at a time",
+         kind="bandwidth",
+         procpool="BM_PoolEcho16MiB",
+         thread_pool="BM_ThreadPoolEcho16MiB",
+         python="echo_bytes_per_s",
+         targets=[dict(of="vs_python", op=">=", bound=50),
+                  dict(of="procpool", op=">=", bound=5e9, aim=True)]),
 ]
 
 # kind: unit, whether higher is better, the Google Benchmark value (a counter

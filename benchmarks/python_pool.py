@@ -4,10 +4,11 @@
 Standard library only. Prints one JSON object on stdout:
 
     {"apply_async_noop_tasks_per_s": float, "roundtrip_us": float,
+     "map_items_per_s": float, "echo_bytes_per_s": float,
      "python": "3.11.7 ...", "start_method": "fork", "workers": 2}
 
-benchmarks/compare.py runs this with its own interpreter and reads the first
-three keys; the others are informational.
+benchmarks/compare.py runs this with its own interpreter and reads the
+figures; the last three keys are informational.
 
 Workloads (2 worker processes, the platform's default start method - fork on
 Linux up to Python 3.13):
@@ -15,6 +16,10 @@ Linux up to Python 3.13):
     .get() all of them; repeated, reported as tasks/s.
   * round trip latency: apply_async(noop, (i,)).get() one at a time; reported
     as microseconds per round trip.
+  * map: pool.map(noop, range(1_000_000)) with Pool.map's automatic chunksize
+    (about four chunks per worker); items/s.
+  * echo: apply_async(echo, (16 MiB bytes,)).get() one at a time; bytes/s
+    counting the 16 MiB once per round trip, as bm_pool does.
 
 Usage: python_pool.py [--quick] [--min-time SECONDS]
 """
@@ -29,11 +34,30 @@ import time
 WORKERS = 2
 BATCH = 10000
 MIN_REPETITIONS = 3        # throughput batches per run (1 with --quick)
+MAP_ITEMS = 1_000_000
+ECHO_BYTES = 16 << 20
 
 
 def noop(x):
     """The task: takes an int, returns it (must be module level to pickle)."""
     return x
+
+
+def echo(b):
+    return b
+
+
+def timed_loop(body, min_time):
+    """Mean seconds per body() over at least min_time seconds (and at least
+    one call): the statistic Google Benchmark reports as real_time."""
+    n = 0
+    t0 = time.perf_counter()
+    while True:
+        body()
+        n += 1
+        elapsed = time.perf_counter() - t0
+        if elapsed >= min_time:
+            return elapsed / n
 
 
 def measure_throughput(pool, min_time, min_reps=MIN_REPETITIONS):
@@ -75,6 +99,28 @@ def measure_roundtrip(pool, min_time):
             return elapsed / n * 1e6
 
 
+def measure_map(pool, min_time):
+    """Items/s for pool.map(noop, range(MAP_ITEMS)), automatic chunksize."""
+    items = range(MAP_ITEMS)
+
+    def body():
+        out = pool.map(noop, items)
+        if len(out) != MAP_ITEMS or out[-1] != MAP_ITEMS - 1:
+            raise RuntimeError("map returned the wrong results")
+    return MAP_ITEMS / timed_loop(body, min_time)
+
+
+def measure_echo(pool, min_time):
+    """Bytes/s for apply_async(echo, (16 MiB,)).get(), the payload counted once."""
+    payload = bytes(range(256)) * (ECHO_BYTES // 256)
+
+    def body():
+        back = pool.apply_async(echo, (payload,)).get()
+        if len(back) != ECHO_BYTES or back[12345] != payload[12345]:
+            raise RuntimeError("echo returned different bytes")
+    return ECHO_BYTES / timed_loop(body, min_time)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
@@ -94,10 +140,14 @@ def main():
         throughput = measure_throughput(pool, min_time,
                                         1 if args.quick else MIN_REPETITIONS)
         roundtrip = measure_roundtrip(pool, min_time)
+        map_rate = measure_map(pool, min_time)
+        echo_rate = measure_echo(pool, min_time)
 
     json.dump({
         "apply_async_noop_tasks_per_s": throughput,
         "roundtrip_us": roundtrip,
+        "map_items_per_s": map_rate,
+        "echo_bytes_per_s": echo_rate,
         "python": sys.version.replace("\n", " "),
         "start_method": multiprocessing.get_start_method(),
         "workers": WORKERS,
