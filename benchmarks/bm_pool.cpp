@@ -1,6 +1,7 @@
 // procpool on the workloads that bm_thread_pool.cpp and python_pool.py run too;
 // benchmarks/compare.py puts the three side by side. Two workers throughout,
-// as in the baselines; each pool is built outside the timed loop.
+// as in the baselines; each pool is built outside the timed loop, except in
+// BM_PoolStartStop, which times exactly that.
 #include <benchmark/benchmark.h>
 
 #include <csignal>
@@ -9,7 +10,11 @@
 #include <procpool/procpool.hpp>
 #include <vector>
 
+#include "bench_support.hpp"
+
 namespace {
+
+namespace pb = procpool_bench;
 
 constexpr int workers = 2;
 constexpr int batch = 10000;
@@ -100,5 +105,40 @@ static void BM_PoolEcho16MiB(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(echo_bytes));
 }
 BENCHMARK(BM_PoolEcho16MiB)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// CPU-bound, serial: the 16 cpu_task()s of BM_PoolCpuBound run one after the other here; compare.py divides the two times.
+static void BM_SerialCpuBound(benchmark::State& state) {
+  for (auto _ : state) {
+    std::uint64_t sum = 0;
+    for (int i = 0; i < pb::cpu_tasks; ++i) sum += pb::cpu_task(static_cast<std::uint64_t>(i));
+    benchmark::DoNotOptimize(sum);
+  }
+}
+BENCHMARK(BM_SerialCpuBound)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// CPU-bound, pool: apply_async 16 cpu_task()s (~9 ms each) on 2 workers, then get() all; speed-up = serial / this.
+static void BM_PoolCpuBound(benchmark::State& state) {
+  procpool::Pool pool(workers);
+  std::vector<procpool::AsyncResult<std::uint64_t>> results;
+  for (auto _ : state) {
+    results.clear();
+    for (int i = 0; i < pb::cpu_tasks; ++i) results.push_back(pool.apply_async(pb::cpu_task, static_cast<std::uint64_t>(i)));
+    std::uint64_t sum = 0;
+    for (auto& r : results) sum += r.get();
+    benchmark::DoNotOptimize(sum);
+  }
+}
+BENCHMARK(BM_PoolCpuBound)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Start/stop: build Pool(2), apply one no-op, close() + join(); real_time per cycle.
+static void BM_PoolStartStop(benchmark::State& state) {
+  for (auto _ : state) {
+    procpool::Pool pool(workers);
+    benchmark::DoNotOptimize(pool.apply(noop, 1));
+    pool.close();
+    pool.join();
+  }
+}
+BENCHMARK(BM_PoolStartStop)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 BENCHMARK_MAIN();

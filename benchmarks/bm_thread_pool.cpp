@@ -10,9 +10,12 @@
 #include <span>
 #include <vector>
 
+#include "bench_support.hpp"
 #include "thread_pool_baseline.hpp"
 
 namespace {
+
+namespace pb = procpool_bench;
 
 constexpr int kWorkers = 2;
 constexpr int kBatch = 10000;
@@ -105,5 +108,39 @@ static void BM_ThreadPoolEcho16MiB(benchmark::State& state) {
     state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(kEchoBytes));
 }
 BENCHMARK(BM_ThreadPoolEcho16MiB)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// CPU-bound, serial: the 16 cpu_task()s of BM_ThreadPoolCpuBound one after the other; compare.py divides the two times.
+static void BM_SerialCpuBound(benchmark::State& state) {
+    for (auto _ : state) {
+        std::uint64_t sum = 0;
+        for (int i = 0; i < pb::cpu_tasks; ++i) sum += pb::cpu_task(static_cast<std::uint64_t>(i));
+        benchmark::DoNotOptimize(sum);
+    }
+}
+BENCHMARK(BM_SerialCpuBound)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// CPU-bound, pool: submit 16 cpu_task()s (~9 ms each) to 2 threads, then get() all; speed-up = serial / this.
+static void BM_ThreadPoolCpuBound(benchmark::State& state) {
+    procpool_bench::ThreadPool pool(kWorkers);
+    std::vector<std::future<std::uint64_t>> futures;
+    for (auto _ : state) {
+        futures.clear();
+        for (int i = 0; i < pb::cpu_tasks; ++i)
+            futures.push_back(pool.submit(pb::cpu_task, static_cast<std::uint64_t>(i)));
+        std::uint64_t sum = 0;
+        for (auto& f : futures) sum += f.get();
+        benchmark::DoNotOptimize(sum);
+    }
+}
+BENCHMARK(BM_ThreadPoolCpuBound)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Start/stop: construct a 2-thread pool, run one no-op and get it, destroy (join); real_time per cycle.
+static void BM_ThreadPoolStartStop(benchmark::State& state) {
+    for (auto _ : state) {
+        procpool_bench::ThreadPool pool(kWorkers);
+        benchmark::DoNotOptimize(pool.submit(noop, 1).get());
+    }
+}
+BENCHMARK(BM_ThreadPoolStartStop)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 BENCHMARK_MAIN();

@@ -85,6 +85,19 @@ FIGURES = [
          python="echo_bytes_per_s",
          targets=[dict(of="vs_python", op=">=", bound=50),
                   dict(of="procpool", op=">=", bound=5e9, aim=True)]),
+    # Python runs a shorter task (pure Python); only speed-ups are compared.
+    dict(key="cpu_bound_speedup", title="CPU-bound tasks, 2 workers vs serial",
+         kind="speedup",
+         procpool=("BM_SerialCpuBound", "BM_PoolCpuBound"),
+         thread_pool=("BM_SerialCpuBound", "BM_ThreadPoolCpuBound"),
+         python=("cpu_bound_serial_s", "cpu_bound_pool_s"),
+         targets=[dict(of="procpool", op=">=", bound=1.9)]),
+    dict(key="start_stop", title="create Pool(2), one task, close+join",
+         kind="latency",
+         procpool="BM_PoolStartStop",
+         thread_pool="BM_ThreadPoolStartStop",
+         python="start_stop_us",
+         targets=[dict(of="vs_python", op=">=", bound=10)]),
 ]
 
 # kind: unit, whether higher is better, the Google Benchmark value (a counter

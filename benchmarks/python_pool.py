@@ -5,6 +5,7 @@ Standard library only. Prints one JSON object on stdout:
 
     {"apply_async_noop_tasks_per_s": float, "roundtrip_us": float,
      "map_items_per_s": float, "echo_bytes_per_s": float,
+     "cpu_bound_serial_s": float, "cpu_bound_pool_s": float, "start_stop_us": float,
      "python": "3.11.7 ...", "start_method": "fork", "workers": 2}
 
 benchmarks/compare.py runs this with its own interpreter and reads the
@@ -20,6 +21,10 @@ Linux up to Python 3.13):
     (about four chunks per worker); items/s.
   * echo: apply_async(echo, (16 MiB bytes,)).get() one at a time; bytes/s
     counting the 16 MiB once per round trip, as bm_pool does.
+  * CPU-bound: 16 cpu_task() calls serially, then as 16 apply_async on the
+    pool, collected; seconds each. Fewer steps than the C++ task (pure Python
+    is ~100x slower); only the speed-up, serial / pool, is compared.
+  * start/stop: Pool(2), apply(noop, (1,)), close(), join(); microseconds.
 
 Usage: python_pool.py [--quick] [--min-time SECONDS]
 """
@@ -36,6 +41,9 @@ BATCH = 10000
 MIN_REPETITIONS = 3        # throughput batches per run (1 with --quick)
 MAP_ITEMS = 1_000_000
 ECHO_BYTES = 16 << 20
+CPU_TASKS = 16             # as bench_support.hpp's cpu_tasks
+CPU_TASK_STEPS = 100_000   # about 15 ms in CPython (the C++ task: 10M steps)
+MASK64 = (1 << 64) - 1
 
 
 def noop(x):
@@ -45,6 +53,16 @@ def noop(x):
 
 def echo(b):
     return b
+
+
+def cpu_task(seed):
+    """bench_support.hpp's cpu_task: xorshift64 steps from seed | 1."""
+    x = seed | 1
+    for _ in range(CPU_TASK_STEPS):
+        x ^= (x << 13) & MASK64
+        x ^= x >> 7
+        x ^= (x << 17) & MASK64
+    return x
 
 
 def timed_loop(body, min_time):
@@ -121,6 +139,27 @@ def measure_echo(pool, min_time):
     return ECHO_BYTES / timed_loop(body, min_time)
 
 
+def measure_cpu_bound(pool, min_time):
+    """(serial seconds, pool seconds) for CPU_TASKS cpu_task() calls."""
+    def serial():
+        sum(cpu_task(i) for i in range(CPU_TASKS))
+
+    def parallel():
+        results = [pool.apply_async(cpu_task, (i,)) for i in range(CPU_TASKS)]
+        sum(r.get() for r in results)
+    return timed_loop(serial, min_time), timed_loop(parallel, min_time)
+
+
+def measure_start_stop(min_time):
+    """Microseconds for Pool(2), apply(noop), close(), join()."""
+    def body():
+        pool = multiprocessing.Pool(WORKERS)
+        pool.apply(noop, (1,))
+        pool.close()
+        pool.join()
+    return timed_loop(body, min_time) * 1e6
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
@@ -142,12 +181,19 @@ def main():
         roundtrip = measure_roundtrip(pool, min_time)
         map_rate = measure_map(pool, min_time)
         echo_rate = measure_echo(pool, min_time)
+        cpu_serial, cpu_pool = measure_cpu_bound(pool, min_time)
+
+    # Each of these owns its pool, with no other pool (or its threads) alive.
+    start_stop = measure_start_stop(min_time)
 
     json.dump({
         "apply_async_noop_tasks_per_s": throughput,
         "roundtrip_us": roundtrip,
         "map_items_per_s": map_rate,
         "echo_bytes_per_s": echo_rate,
+        "cpu_bound_serial_s": cpu_serial,
+        "cpu_bound_pool_s": cpu_pool,
+        "start_stop_us": start_stop,
         "python": sys.version.replace("\n", " "),
         "start_method": multiprocessing.get_start_method(),
         "workers": WORKERS,
