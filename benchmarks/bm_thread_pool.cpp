@@ -4,10 +4,12 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <future>
 #include <numeric>
 #include <span>
+#include <thread>
 #include <vector>
 
 #include "bench_support.hpp"
@@ -142,5 +144,21 @@ static void BM_ThreadPoolStartStop(benchmark::State& state) {
     }
 }
 BENCHMARK(BM_ThreadPoolStartStop)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Idle: a 2-thread pool that has run a task sits 5 s (1 s quick); cpu_percent = this process's CPU, % of one core.
+static void BM_ThreadPoolIdleCpu(benchmark::State& state) {
+    procpool_bench::ThreadPool pool(kWorkers);
+    pool.submit(noop, 0).get();
+    const auto idle = std::chrono::milliseconds(pb::quick() ? 1000 : 5000);
+    for (auto _ : state) {
+        const double cpu0 = pb::cpu_seconds(0);
+        const auto t0 = std::chrono::steady_clock::now();
+        std::this_thread::sleep_for(idle);
+        const double cpu1 = pb::cpu_seconds(0);
+        const std::chrono::duration<double> wall = std::chrono::steady_clock::now() - t0;
+        state.counters["cpu_percent"] = 100 * (cpu1 - cpu0) / wall.count();
+    }
+}
+BENCHMARK(BM_ThreadPoolIdleCpu)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 
 BENCHMARK_MAIN();

@@ -15,6 +15,10 @@ then prints a markdown table (with each figure's targets, met or not), and
 writes DIR/comparison.json and DIR/comparison.png (DIR defaults to
 BUILD/benchmark-results).
 
+--quick passes --benchmark_min_time=0.2 and sets PROCPOOL_BENCH_QUICK=1 for
+the Google Benchmark programs (the idle and memory figures then run a
+shorter fixed amount of work), and --quick to python_pool.py.
+
 The PNG is drawn with matplotlib if this interpreter has it, else with gnuplot
 if it is on PATH, else skipped with a warning (e.g. run the script as
 `/usr/bin/python3 benchmarks/compare.py ...` on Debian with
@@ -98,6 +102,26 @@ FIGURES = [
          thread_pool="BM_ThreadPoolStartStop",
          python="start_stop_us",
          targets=[dict(of="vs_python", op=">=", bound=10)]),
+    # Parent + zygote + workers (threads: the one process; Python: parent + workers).
+    dict(key="idle_cpu", title="idle pool over 5 s (1 s quick)",
+         kind="cpu_percent",
+         procpool="BM_PoolIdleCpu",
+         thread_pool="BM_ThreadPoolIdleCpu",
+         python="idle_cpu_percent",
+         targets=[dict(of="procpool", op="<=", bound=1.0)]),
+    # Threads share their process's memory: no per-worker figure.
+    dict(key="worker_pss", title="memory per worker (PSS)",
+         kind="memory", counter="pss_kib_per_worker_after",
+         procpool="BM_PoolWorkerMemory",
+         thread_pool=None,
+         python="pss_kib_per_worker"),
+    # Any per-task leak costs at least a malloc chunk (16+ bytes) per task.
+    dict(key="worker_pss_growth", title="worker PSS growth over 10M tasks (1M quick)",
+         kind="growth", counter="growth_bytes_per_task",
+         procpool="BM_PoolWorkerMemory",
+         thread_pool=None,
+         python=None,
+         targets=[dict(of="procpool", op="<=", bound=1.0)]),
 ]
 
 # kind: unit, whether higher is better, the Google Benchmark value (a counter
@@ -143,12 +167,13 @@ def log(msg):
 
 # ---------------------------------------------------------------- running ---
 
-def run(cmd, what):
-    """Run cmd, return its stdout; raise CompareError on any failure."""
+def run(cmd, what, env=None):
+    """Run cmd (with `env` added to the environment), return its stdout;
+    raise CompareError on any failure."""
     log(f"compare.py: running {what}: {' '.join(cmd)}")
     try:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+                              text=True, env={**os.environ, **env} if env else None)
     except OSError as e:
         raise CompareError(f"cannot run {what} ({cmd[0]}): {e}") from e
     if proc.returncode != 0:
@@ -172,7 +197,7 @@ def run_gbench(path, what, quick):
     cmd = [path, "--benchmark_format=json"]
     if quick:
         cmd.append(f"--benchmark_min_time={QUICK_MIN_TIME}")
-    out = run(cmd, what)
+    out = run(cmd, what, env={"PROCPOOL_BENCH_QUICK": "1"} if quick else None)
     try:
         doc = json.loads(out)
     except json.JSONDecodeError as e:
