@@ -351,7 +351,7 @@ def fmt_ratio(r):
         return f"{r:.0f}x"
     if r >= 1:
         return f"{r:.1f}x"
-    return f"{r:.2f}x"
+    return f"{r:.2g}x"  # two significant digits: 0.0032x, not 0.00x
 
 
 def fmt_target(kind, t):
@@ -372,9 +372,9 @@ def fmt_target(kind, t):
         return f"{what}: met ({shown})"
     v, b = t["value"], t["bound"]
     if op == ">=":
-        gap = f"{b / v:.2g}x short" if v > 0 else f"short by {fmt_value(kind, b - v)}"
+        gap = f"{fmt_ratio(b / v)} short" if v > 0 else f"short by {fmt_value(kind, b - v)}"
     else:
-        gap = f"{v / b:.2g}x over" if b > 0 else f"over by {fmt_value(kind, v - b)}"
+        gap = f"{fmt_ratio(v / b)} over" if b > 0 else f"over by {fmt_value(kind, v - b)}"
     return f"{what}: NOT met ({shown}, {gap})"
 
 
