@@ -1,19 +1,48 @@
 // procpool on the workloads that bm_thread_pool.cpp and python_pool.py run too;
 // benchmarks/compare.py puts the three side by side. Two workers throughout,
-// as in the baselines; each pool is built outside the timed loop.
+// as in the baselines; each pool is built outside the timed loop, except in
+// BM_PoolStartStop, which times exactly that.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdint>
+#include <numeric>
 #include <procpool/procpool.hpp>
+#include <thread>
 #include <vector>
+
+#include "bench_support.hpp"
 
 namespace {
 
+namespace pb = procpool_bench;
+
 constexpr int workers = 2;
 constexpr int batch = 10000;
+constexpr int map_items = 1'000'000;
+constexpr std::size_t echo_bytes = std::size_t{16} << 20;
 
 int noop(int x) { return x; }
+std::vector<char> echo(std::vector<char> bytes) { return bytes; }
+
+// `tasks` no-ops through apply_async, collected a batch at a time.
+void run_noops(procpool::Pool& pool, std::int64_t tasks) {
+  std::vector<procpool::AsyncResult<int>> results;
+  results.reserve(batch);
+  for (std::int64_t done = 0; done < tasks; done += batch) {
+    results.clear();
+    for (int i = 0; i < batch; ++i) results.push_back(pool.apply_async(noop, i));
+    for (auto& r : results) benchmark::DoNotOptimize(r.get());
+  }
+}
+
+double pss_kib_sum(const std::vector<pid_t>& pids) {
+  double sum = 0;
+  for (const pid_t pid : pids) sum += pb::pss_kib(pid);
+  return sum;
+}
 
 }  // namespace
 
@@ -64,5 +93,131 @@ static void BM_PoolRespawn(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_PoolRespawn)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// Map: pool.map(noop, 1,000,000 ints), automatic chunksize (8 chunks on 2 workers); items_per_second = ints/s.
+static void BM_PoolMap(benchmark::State& state) {
+  procpool::Pool pool(workers);
+  std::vector<int> items(map_items);
+  std::iota(items.begin(), items.end(), 0);
+  for (auto _ : state) {
+    const std::vector<int> out = pool.map(noop, items);
+    if (out.size() != items.size() || out.back() != items.back()) {
+      state.SkipWithError("map returned the wrong results");
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * map_items);
+}
+BENCHMARK(BM_PoolMap)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Echo: apply_async(echo, 16 MiB std::vector<char>).get(), one at a time; bytes_per_second counts the 16 MiB once per round trip.
+static void BM_PoolEcho16MiB(benchmark::State& state) {
+  procpool::Pool pool(workers);
+  std::vector<char> payload(echo_bytes);
+  for (std::size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 131);
+  for (auto _ : state) {
+    const std::vector<char> back = pool.apply_async(echo, payload).get();
+    if (back.size() != payload.size() || back[12345] != payload[12345]) {
+      state.SkipWithError("echo returned different bytes");
+      break;
+    }
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(echo_bytes));
+}
+BENCHMARK(BM_PoolEcho16MiB)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// CPU-bound, serial: the 16 cpu_task()s of BM_PoolCpuBound run one after the other here; compare.py divides the two times.
+static void BM_SerialCpuBound(benchmark::State& state) {
+  for (auto _ : state) {
+    std::uint64_t sum = 0;
+    for (int i = 0; i < pb::cpu_tasks; ++i) sum += pb::cpu_task(static_cast<std::uint64_t>(i));
+    benchmark::DoNotOptimize(sum);
+  }
+}
+BENCHMARK(BM_SerialCpuBound)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// CPU-bound, pool: apply_async 16 cpu_task()s (~9 ms each) on 2 workers, then get() all; speed-up = serial / this.
+static void BM_PoolCpuBound(benchmark::State& state) {
+  procpool::Pool pool(workers);
+  std::vector<procpool::AsyncResult<std::uint64_t>> results;
+  for (auto _ : state) {
+    results.clear();
+    for (int i = 0; i < pb::cpu_tasks; ++i) results.push_back(pool.apply_async(pb::cpu_task, static_cast<std::uint64_t>(i)));
+    std::uint64_t sum = 0;
+    for (auto& r : results) sum += r.get();
+    benchmark::DoNotOptimize(sum);
+  }
+}
+BENCHMARK(BM_PoolCpuBound)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Start/stop: build Pool(2), apply one no-op, close() + join(); real_time per cycle.
+static void BM_PoolStartStop(benchmark::State& state) {
+  for (auto _ : state) {
+    procpool::Pool pool(workers);
+    benchmark::DoNotOptimize(pool.apply(noop, 1));
+    pool.close();
+    pool.join();
+  }
+}
+BENCHMARK(BM_PoolStartStop)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Idle: a Pool(2) that has run a task sits 5 s (1 s quick); cpu_percent = CPU of parent + zygote + workers, % of one core.
+static void BM_PoolIdleCpu(benchmark::State& state) {
+  procpool::Pool pool(workers);
+  pool.apply(noop, 0);
+  const auto idle = std::chrono::milliseconds(pb::quick() ? 1000 : 5000);
+  const std::vector<pid_t> children = pb::descendants(::getpid());  // scanned before the clocks start
+  for (auto _ : state) {
+    auto cpu = [&] {
+      double s = pb::cpu_seconds(0);
+      for (const pid_t pid : children) s += pb::cpu_seconds(pid);
+      return s;
+    };
+    const double cpu0 = cpu();
+    const auto t0 = std::chrono::steady_clock::now();
+    std::this_thread::sleep_for(idle);
+    const double cpu1 = cpu();
+    const std::chrono::duration<double> wall = std::chrono::steady_clock::now() - t0;
+    if (pb::descendants(::getpid()) != children) {
+      state.SkipWithError("a pool process started or ended while idle");
+      break;
+    }
+    state.counters["cpu_percent"] = 100 * (cpu1 - cpu0) / wall.count();
+    state.counters["processes"] = static_cast<double>(children.size() + 1);
+  }
+}
+BENCHMARK(BM_PoolIdleCpu)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
+
+// Memory: workers' PSS after 100k warm-up no-ops and after 10M more (1M quick); growth_bytes_per_task = their PSS growth / tasks.
+static void BM_PoolWorkerMemory(benchmark::State& state) {
+  procpool::Pool pool(workers);
+  run_noops(pool, 100'000);
+  const std::int64_t tasks = pb::quick() ? 1'000'000 : 10'000'000;
+  for (auto _ : state) {
+    auto pids = pool.worker_pids();
+    std::sort(pids.begin(), pids.end());
+    std::vector<pid_t> others = pb::descendants(::getpid());  // the zygote
+    std::erase_if(others, [&](pid_t p) { return std::binary_search(pids.begin(), pids.end(), p); });
+    const double before = pss_kib_sum(pids);
+    const double parent_before = pb::pss_kib(0);
+    run_noops(pool, tasks);
+    const double after = pss_kib_sum(pids);
+    const double parent_after = pb::pss_kib(0);
+    auto pids_after = pool.worker_pids();
+    std::sort(pids_after.begin(), pids_after.end());
+    if (pids_after != pids || before <= 0 || after <= 0) {
+      state.SkipWithError("a worker was replaced, or its smaps_rollup is unreadable");
+      break;
+    }
+    const auto n = static_cast<double>(pids.size());
+    state.counters["pss_kib_per_worker_before"] = before / n;
+    state.counters["pss_kib_per_worker_after"] = after / n;
+    state.counters["pss_kib_zygote"] = pss_kib_sum(others);
+    state.counters["growth_bytes_per_task"] = (after - before) * 1024 / static_cast<double>(tasks);
+    state.counters["parent_growth_bytes_per_task"] = (parent_after - parent_before) * 1024 / static_cast<double>(tasks);
+    state.counters["tasks"] = static_cast<double>(tasks);
+  }
+}
+BENCHMARK(BM_PoolWorkerMemory)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 
 BENCHMARK_MAIN();

@@ -3,18 +3,40 @@
 // (multiprocessing.Pool). benchmarks/compare.py runs all three side by side.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <future>
+#include <numeric>
+#include <span>
+#include <thread>
 #include <vector>
 
+#include "bench_support.hpp"
 #include "thread_pool_baseline.hpp"
 
 namespace {
 
+namespace pb = procpool_bench;
+
 constexpr int kWorkers = 2;
 constexpr int kBatch = 10000;
+constexpr int kMapItems = 1'000'000;
+constexpr std::size_t kEchoBytes = std::size_t{16} << 20;
+// procpool's and Python's automatic chunksize: about four chunks per worker.
+constexpr std::size_t kMapChunks = 4 * kWorkers;
 
 int noop(int x) { return x; }
+std::vector<char> echo(std::vector<char> bytes) { return bytes; }
+
+// A map chunk task: reads its slice in place (threads share memory) and
+// returns its results, as a thread-pool user would write it.
+std::vector<int> map_chunk(std::span<const int> items) {
+    std::vector<int> out;
+    out.reserve(items.size());
+    for (int x : items) out.push_back(noop(x));
+    return out;
+}
 
 }  // namespace
 
@@ -44,5 +66,99 @@ static void BM_ThreadPoolRoundTrip(benchmark::State& state) {
     }
 }
 BENCHMARK(BM_ThreadPoolRoundTrip)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// Map: 1,000,000 ints as 8 chunk tasks (procpool's automatic chunk count), results concatenated in order; items_per_second = ints/s.
+static void BM_ThreadPoolMap(benchmark::State& state) {
+    procpool_bench::ThreadPool pool(kWorkers);
+    std::vector<int> items(kMapItems);
+    std::iota(items.begin(), items.end(), 0);
+    const std::size_t chunk = (items.size() + kMapChunks - 1) / kMapChunks;
+    std::vector<std::future<std::vector<int>>> futures;
+    for (auto _ : state) {
+        futures.clear();
+        for (std::size_t first = 0; first < items.size(); first += chunk) {
+            const std::size_t n = std::min(chunk, items.size() - first);
+            futures.push_back(pool.submit(map_chunk, std::span<const int>(items).subspan(first, n)));
+        }
+        std::vector<int> out;
+        out.reserve(items.size());
+        for (auto& f : futures) {
+            const std::vector<int> part = f.get();
+            out.insert(out.end(), part.begin(), part.end());
+        }
+        if (out.size() != items.size() || out.back() != items.back()) {
+            state.SkipWithError("map returned the wrong results");
+            break;
+        }
+    }
+    state.SetItemsProcessed(state.iterations() * kMapItems);
+}
+BENCHMARK(BM_ThreadPoolMap)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Echo: submit(echo, 16 MiB std::vector<char>).get() by value, one at a time; bytes_per_second counts the 16 MiB once per round trip.
+static void BM_ThreadPoolEcho16MiB(benchmark::State& state) {
+    procpool_bench::ThreadPool pool(kWorkers);
+    std::vector<char> payload(kEchoBytes);
+    for (std::size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 131);
+    for (auto _ : state) {
+        const std::vector<char> back = pool.submit(echo, payload).get();
+        if (back.size() != payload.size() || back[12345] != payload[12345]) {
+            state.SkipWithError("echo returned different bytes");
+            break;
+        }
+    }
+    state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(kEchoBytes));
+}
+BENCHMARK(BM_ThreadPoolEcho16MiB)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// CPU-bound, serial: the 16 cpu_task()s of BM_ThreadPoolCpuBound one after the other; compare.py divides the two times.
+static void BM_SerialCpuBound(benchmark::State& state) {
+    for (auto _ : state) {
+        std::uint64_t sum = 0;
+        for (int i = 0; i < pb::cpu_tasks; ++i) sum += pb::cpu_task(static_cast<std::uint64_t>(i));
+        benchmark::DoNotOptimize(sum);
+    }
+}
+BENCHMARK(BM_SerialCpuBound)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// CPU-bound, pool: submit 16 cpu_task()s (~9 ms each) to 2 threads, then get() all; speed-up = serial / this.
+static void BM_ThreadPoolCpuBound(benchmark::State& state) {
+    procpool_bench::ThreadPool pool(kWorkers);
+    std::vector<std::future<std::uint64_t>> futures;
+    for (auto _ : state) {
+        futures.clear();
+        for (int i = 0; i < pb::cpu_tasks; ++i)
+            futures.push_back(pool.submit(pb::cpu_task, static_cast<std::uint64_t>(i)));
+        std::uint64_t sum = 0;
+        for (auto& f : futures) sum += f.get();
+        benchmark::DoNotOptimize(sum);
+    }
+}
+BENCHMARK(BM_ThreadPoolCpuBound)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Start/stop: construct a 2-thread pool, run one no-op and get it, destroy (join); real_time per cycle.
+static void BM_ThreadPoolStartStop(benchmark::State& state) {
+    for (auto _ : state) {
+        procpool_bench::ThreadPool pool(kWorkers);
+        benchmark::DoNotOptimize(pool.submit(noop, 1).get());
+    }
+}
+BENCHMARK(BM_ThreadPoolStartStop)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Idle: a 2-thread pool that has run a task sits 5 s (1 s quick); cpu_percent = this process's CPU, % of one core.
+static void BM_ThreadPoolIdleCpu(benchmark::State& state) {
+    procpool_bench::ThreadPool pool(kWorkers);
+    pool.submit(noop, 0).get();
+    const auto idle = std::chrono::milliseconds(pb::quick() ? 1000 : 5000);
+    for (auto _ : state) {
+        const double cpu0 = pb::cpu_seconds(0);
+        const auto t0 = std::chrono::steady_clock::now();
+        std::this_thread::sleep_for(idle);
+        const double cpu1 = pb::cpu_seconds(0);
+        const std::chrono::duration<double> wall = std::chrono::steady_clock::now() - t0;
+        state.counters["cpu_percent"] = 100 * (cpu1 - cpu0) / wall.count();
+    }
+}
+BENCHMARK(BM_ThreadPoolIdleCpu)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 
 BENCHMARK_MAIN();

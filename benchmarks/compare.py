@@ -11,8 +11,13 @@ cores):
   * BUILD/benchmarks/bm_thread_pool  classic thread pool (Google Benchmark)
   * benchmarks/python_pool.py        multiprocessing.Pool, run with the
                                      interpreter running this script
-then prints a markdown table, and writes DIR/comparison.json and
-DIR/comparison.png (DIR defaults to BUILD/benchmark-results).
+then prints a markdown table (with each figure's targets, met or not), and
+writes DIR/comparison.json and DIR/comparison.png (DIR defaults to
+BUILD/benchmark-results).
+
+--quick passes --benchmark_min_time=0.2 and sets PROCPOOL_BENCH_QUICK=1 for
+the Google Benchmark programs (the idle and memory figures then run a
+shorter fixed amount of work), and --quick to python_pool.py.
 
 The PNG is drawn with matplotlib if this interpreter has it, else with gnuplot
 if it is on PATH, else skipped with a warning (e.g. run the script as
@@ -36,31 +41,109 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# One row per figure. kind is 'throughput' (higher is better; Google Benchmark
-# value = the items_per_second counter) or 'latency' (lower is better; value =
-# real_time per iteration converted to microseconds). procpool / thread_pool
-# name Google Benchmark benchmarks (a full name such as
+# One row per figure. kind is a key of KINDS below: it says where a Google
+# Benchmark value comes from, its unit and which way is better. procpool /
+# thread_pool name Google Benchmark benchmarks (a full name such as
 # "BM_PoolRoundTrip/real_time" or just the family "BM_PoolRoundTrip"); python
 # names a key of python_pool.py's JSON output. Use None for a side that has no
-# equivalent: it is shown as "-" and its ratio is left out.
+# equivalent: it is shown as "-" and its ratio is left out. A 'speedup' row
+# names a pair per side, (serial, parallel): value = serial time / parallel
+# time, both from the same run of that side. counter= overrides the kind's
+# Google Benchmark counter. targets= lists what the issue asks of procpool:
+# dict(of=..., op=">=" or "<=", bound=...) where of is "vs_python",
+# "vs_thread_pool" (the ratio columns) or "procpool" (its own value); aim=True
+# marks a goal rather than a requirement.
 FIGURES = [
     dict(key="apply_async_noop", title="apply_async no-op throughput",
          kind="throughput",
          procpool="BM_PoolApplyAsyncNoop",
          thread_pool="BM_ThreadPoolApplyAsyncNoop",
-         python="apply_async_noop_tasks_per_s"),
+         python="apply_async_noop_tasks_per_s",
+         targets=[dict(of="vs_python", op=">=", bound=50),
+                  dict(of="vs_thread_pool", op=">=", bound=3)]),
     dict(key="roundtrip", title="round trip latency",
          kind="latency",
          procpool="BM_PoolRoundTrip",
          thread_pool="BM_ThreadPoolRoundTrip",
-         python="roundtrip_us"),
+         python="roundtrip_us",
+         targets=[dict(of="vs_python", op=">=", bound=40),
+                  dict(of="vs_thread_pool", op=">=", bound=4)]),
     # Python's Pool never recovers from a killed worker; a thread pool has none to kill.
     dict(key="respawn", title="respawn after SIGKILL, to the next result",
          kind="latency",
          procpool="BM_PoolRespawn",
          thread_pool=None,
          python=None),
+    # Thread pool: 8 chunk tasks (the automatic chunk count) returning vectors.
+    dict(key="map", title="map of 1,000,000 ints, automatic chunksize",
+         kind="throughput",
+         procpool="BM_PoolMap",
+         thread_pool="BM_ThreadPoolMap",
+         python="map_items_per_s",
+         targets=[dict(of="vs_python", op=">=", bound=10)]),
+    # The 16 MiB is counted once per round trip on every side.
+    dict(key="echo_16mib", title="echo of 16 MiB, one at a time",
+         kind="bandwidth",
+         procpool="BM_PoolEcho16MiB",
+         thread_pool="BM_ThreadPoolEcho16MiB",
+         python="echo_bytes_per_s",
+         targets=[dict(of="vs_python", op=">=", bound=50),
+                  dict(of="procpool", op=">=", bound=5e9, aim=True)]),
+    # Python runs a shorter task (pure Python); only speed-ups are compared.
+    dict(key="cpu_bound_speedup", title="CPU-bound tasks, 2 workers vs serial",
+         kind="speedup",
+         procpool=("BM_SerialCpuBound", "BM_PoolCpuBound"),
+         thread_pool=("BM_SerialCpuBound", "BM_ThreadPoolCpuBound"),
+         python=("cpu_bound_serial_s", "cpu_bound_pool_s"),
+         targets=[dict(of="procpool", op=">=", bound=1.9)]),
+    dict(key="start_stop", title="create Pool(2), one task, close+join",
+         kind="latency",
+         procpool="BM_PoolStartStop",
+         thread_pool="BM_ThreadPoolStartStop",
+         python="start_stop_us",
+         targets=[dict(of="vs_python", op=">=", bound=10)]),
+    # Parent + zygote + workers (threads: the one process; Python: parent + workers).
+    dict(key="idle_cpu", title="idle pool over 5 s (1 s quick)",
+         kind="cpu_percent",
+         procpool="BM_PoolIdleCpu",
+         thread_pool="BM_ThreadPoolIdleCpu",
+         python="idle_cpu_percent",
+         targets=[dict(of="procpool", op="<=", bound=1.0)]),
+    # Threads share their process's memory: no per-worker figure.
+    dict(key="worker_pss", title="memory per worker (PSS)",
+         kind="memory", counter="pss_kib_per_worker_after",
+         procpool="BM_PoolWorkerMemory",
+         thread_pool=None,
+         python="pss_kib_per_worker"),
+    # Any per-task leak costs at least a malloc chunk (16+ bytes) per task.
+    dict(key="worker_pss_growth", title="worker PSS growth over 10M tasks (1M quick)",
+         kind="growth", counter="growth_bytes_per_task",
+         procpool="BM_PoolWorkerMemory",
+         thread_pool=None,
+         python=None,
+         targets=[dict(of="procpool", op="<=", bound=1.0)]),
 ]
+
+# kind: unit, whether higher is better, the Google Benchmark value (a counter
+# name, or "real_time" converted to microseconds), whether procpool-vs-other
+# ratios mean something, and whether the plot uses a log axis.
+KINDS = {
+    "throughput": dict(unit="tasks/s", higher=True, gbench="items_per_second",
+                       ratios=True, log=True),
+    "latency": dict(unit="us", higher=False, gbench="real_time",
+                    ratios=True, log=True),
+    "bandwidth": dict(unit="bytes/s", higher=True, gbench="bytes_per_second",
+                      ratios=True, log=True),
+    # serial time / parallel time; a ratio of two sides' speed-ups says little.
+    "speedup": dict(unit="x", higher=True, gbench="real_time",
+                    ratios=False, log=False),
+    "cpu_percent": dict(unit="% of one core", higher=False, gbench="cpu_percent",
+                        ratios=True, log=False),
+    "memory": dict(unit="KiB", higher=False, gbench="pss_kib_per_worker_after",
+                   ratios=True, log=False),
+    "growth": dict(unit="bytes/task", higher=False,
+                   gbench="growth_bytes_per_task", ratios=False, log=False),
+}
 
 SIDES = [  # (key in FIGURES / results, column label)
     ("procpool", "procpool"),
@@ -69,7 +152,7 @@ SIDES = [  # (key in FIGURES / results, column label)
 ]
 
 COLORS = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd"]  # per side
-UNITS = {"throughput": "tasks/s", "latency": "us"}
+UNITS = {kind: k["unit"] for kind, k in KINDS.items()}
 TO_US = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}
 QUICK_MIN_TIME = "0.2"  # Google Benchmark 1.7.1: plain seconds
 
@@ -84,12 +167,13 @@ def log(msg):
 
 # ---------------------------------------------------------------- running ---
 
-def run(cmd, what):
-    """Run cmd, return its stdout; raise CompareError on any failure."""
+def run(cmd, what, env=None):
+    """Run cmd (with `env` added to the environment), return its stdout;
+    raise CompareError on any failure."""
     log(f"compare.py: running {what}: {' '.join(cmd)}")
     try:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+                              text=True, env={**os.environ, **env} if env else None)
     except OSError as e:
         raise CompareError(f"cannot run {what} ({cmd[0]}): {e}") from e
     if proc.returncode != 0:
@@ -113,7 +197,7 @@ def run_gbench(path, what, quick):
     cmd = [path, "--benchmark_format=json"]
     if quick:
         cmd.append(f"--benchmark_min_time={QUICK_MIN_TIME}")
-    out = run(cmd, what)
+    out = run(cmd, what, env={"PROCPOOL_BENCH_QUICK": "1"} if quick else None)
     try:
         doc = json.loads(out)
     except json.JSONDecodeError as e:
@@ -135,8 +219,9 @@ def run_python(quick):
 
 # ---------------------------------------------------------------- parsing ---
 
-def gbench_value(entries, name, kind):
-    """The figure's value for benchmark `name` from Google Benchmark entries.
+def gbench_value(entries, name, kind, counter=None):
+    """The figure's value for benchmark `name` from Google Benchmark entries:
+    the counter `counter`, by default the kind's (see KINDS).
 
     Matches the full name first, then the family (the part before the first
     '/', e.g. "BM_X/real_time" -> "BM_X"). If the run has repetitions the
@@ -163,13 +248,15 @@ def gbench_value(entries, name, kind):
     medians = [e for e in hits if e.get("aggregate_name") == "median"]
     runs = medians or [e for e in hits if e.get("run_type", "iteration") == "iteration"]
 
+    source = counter or KINDS[kind]["gbench"]
     values = []
     for e in runs:
-        if kind == "throughput":
-            if "items_per_second" not in e:
-                raise CompareError(f"benchmark {name} has no items_per_second "
-                                   "counter (call state.SetItemsProcessed)")
-            values.append(float(e["items_per_second"]))
+        if source != "real_time":
+            if source not in e:
+                raise CompareError(f"benchmark {name} has no {source} counter "
+                                   "(state.SetItemsProcessed / SetBytesProcessed "
+                                   "/ state.counters)")
+            values.append(float(e[source]))
         else:
             unit = e.get("time_unit", "ns")
             if unit not in TO_US:
@@ -180,9 +267,54 @@ def gbench_value(entries, name, kind):
 
 def ratio(kind, pp, other):
     """>1 means procpool is better."""
+    if not KINDS[kind]["ratios"]:
+        return None
     if pp is None or other is None or pp <= 0 or other <= 0:
         return None
-    return pp / other if kind == "throughput" else other / pp
+    return pp / other if KINDS[kind]["higher"] else other / pp
+
+
+def speedup(serial, parallel):
+    if serial is None or parallel is None or parallel <= 0:
+        return None
+    return serial / parallel
+
+
+def gbench_figure(entries, fig, side):
+    """(value, names not found) of figure `fig` for a Google Benchmark side."""
+    name = fig.get(side)
+    if not name:
+        return None, []
+    if fig["kind"] == "speedup":
+        times = [gbench_value(entries, n, "latency") for n in name]
+        return speedup(*times), [n for n, t in zip(name, times) if t is None]
+    value = gbench_value(entries, name, fig["kind"], fig.get("counter"))
+    return value, ([name] if value is None else [])
+
+
+def python_figure(py, fig):
+    """(value, keys not found) of figure `fig` from python_pool.py's output."""
+    key = fig.get("python")
+    if not key:
+        return None, []
+    keys = key if fig["kind"] == "speedup" else (key,)
+    absent = [k for k in keys if k not in py or py[k] is None]
+    if absent:
+        return None, absent
+    if fig["kind"] == "speedup":
+        return speedup(*(float(py[k]) for k in keys)), []
+    return float(py[key]), []
+
+
+def evaluate_targets(fig, row):
+    """Each target of the figure with the measured value and whether it is met."""
+    out = []
+    for t in fig.get("targets", []):
+        value = row["procpool" if t["of"] == "procpool" else f"procpool_{t['of']}"]
+        met = None if value is None else (
+            value >= t["bound"] if t["op"] == ">=" else value <= t["bound"])
+        out.append(dict(t, aim=bool(t.get("aim")), value=value, met=met))
+    return out
 
 
 # ------------------------------------------------------------- formatting ---
@@ -190,12 +322,24 @@ def ratio(kind, pp, other):
 def fmt_value(kind, v):
     if v is None:
         return "-"
-    if kind == "throughput":
+    if kind in ("throughput", "bandwidth"):
+        unit = "tasks/s" if kind == "throughput" else "B/s"
         for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
             if v >= div:
-                return f"{v / div:.3g}{suffix} tasks/s"
-        return f"{v:.3g} tasks/s"
-    if v >= 1e4:
+                return f"{v / div:.3g} {suffix}{unit}" if kind == "bandwidth" \
+                    else f"{v / div:.3g}{suffix} {unit}"
+        return f"{v:.3g} {unit}"
+    if kind == "speedup":
+        return f"{v:.2f}x"
+    if kind == "cpu_percent":
+        return f"{v:.2g}%" if abs(v) < 1 else f"{v:.3g}%"
+    if kind == "memory":
+        return f"{v / 1024:.3g} MiB" if v >= 1024 else f"{v:.3g} KiB"
+    if kind == "growth":
+        return f"{v:.2g} B/task"
+    if v >= 1e6:
+        return f"{v / 1e6:.3g} s"
+    if v >= 1e3:
         return f"{v / 1e3:.3g} ms"
     return f"{v:.3g} us"
 
@@ -207,7 +351,31 @@ def fmt_ratio(r):
         return f"{r:.0f}x"
     if r >= 1:
         return f"{r:.1f}x"
-    return f"{r:.2f}x"
+    return f"{r:.2g}x"  # two significant digits: 0.0032x, not 0.00x
+
+
+def fmt_target(kind, t):
+    """E.g. ">= 50x vs Python: met (61x)", "<= 1%: NOT met (2.3%, 2.3x over)"."""
+    op = t["op"]
+    if t["of"] == "procpool":
+        what = f"{op} {fmt_value(kind, t['bound'])}"
+        shown = fmt_value(kind, t["value"])
+    else:
+        versus = "Python" if t["of"] == "vs_python" else "thread pool"
+        what = f"{op} {t['bound']:g}x vs {versus}"
+        shown = fmt_ratio(t["value"])
+    if t["aim"]:
+        what = "aim " + what
+    if t["met"] is None:
+        return f"{what}: no value"
+    if t["met"]:
+        return f"{what}: met ({shown})"
+    v, b = t["value"], t["bound"]
+    if op == ">=":
+        gap = f"{fmt_ratio(b / v)} short" if v > 0 else f"short by {fmt_value(kind, b - v)}"
+    else:
+        gap = f"{fmt_ratio(v / b)} over" if b > 0 else f"over by {fmt_value(kind, v - b)}"
+    return f"{what}: NOT met ({shown}, {gap})"
 
 
 def machine_info():
@@ -229,15 +397,16 @@ def machine_info():
 
 def markdown_table(rows):
     header = ["figure", "procpool", "thread pool", "Python Pool",
-              "procpool vs Python", "procpool vs thread pool"]
+              "procpool vs Python", "procpool vs thread pool", "target"]
     lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+             "|" + "|".join(["---"] + ["---:"] * (len(header) - 2) + ["---"]) + "|"]
     for r in rows:
-        better = "higher is better" if r["kind"] == "throughput" else "lower is better"
+        better = "higher is better" if KINDS[r["kind"]]["higher"] else "lower is better"
         cells = [f"{r['title']} ({better})"]
         cells += [fmt_value(r["kind"], r[side]) for side, _ in SIDES]
         cells += [fmt_ratio(r["procpool_vs_python"]),
                   fmt_ratio(r["procpool_vs_thread_pool"])]
+        cells.append("; ".join(fmt_target(r["kind"], t) for t in r["targets"]) or "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -263,28 +432,45 @@ def plot_matplotlib(rows, png, title):
         labels = [label for _, label in SIDES]
         vals = [r[side] for side, _ in SIDES]
         xs = range(len(labels))
-        heights = [v if v else float("nan") for v in vals]
+        log_axis = KINDS[r["kind"]]["log"]
+        shown = [v is not None and (v > 0 or not log_axis) for v in vals]
+        heights = [v if ok else float("nan") for v, ok in zip(vals, shown)]
         bars = ax.bar(xs, heights, color=COLORS[:len(labels)])
-        ax.set_yscale("log")
+        if log_axis:
+            ax.set_yscale("log")
         ax.set_xticks(list(xs))
         ax.set_xticklabels(labels)
-        better = "higher" if r["kind"] == "throughput" else "lower"
+        better = "higher" if KINDS[r["kind"]]["higher"] else "lower"
         ax.set_title(f"{r['title']}\n({UNITS[r['kind']]}, {better} is better)",
                      fontsize=10)
         ax.set_ylabel(UNITS[r["kind"]])
         ax.grid(axis="y", which="major", alpha=0.3)
-        for b, v in zip(bars, vals):
-            if v:
+        for b, v, ok in zip(bars, vals, shown):
+            if ok:
                 ax.annotate(fmt_value(r["kind"], v), (b.get_x() + b.get_width() / 2, v),
                             ha="center", va="bottom", fontsize=8,
                             xytext=(0, 2), textcoords="offset points")
-        present = [v for v in vals if v]
-        if present:  # headroom for the labels on the log axis
+        # procpool's own targets as dashed lines, labelled met / NOT met.
+        bounds = []
+        for t in r["targets"]:
+            if t["of"] == "procpool":
+                bounds.append(t["bound"])
+                ax.axhline(t["bound"], color="0.3", linestyle="--", linewidth=0.8)
+                state = "no value" if t["met"] is None else \
+                    ("met" if t["met"] else "NOT met")
+                ax.annotate(f"{'aim' if t['aim'] else 'target'} "
+                            f"{t['op']} {fmt_value(r['kind'], t['bound'])}: {state}",
+                            (0.01, t["bound"]), xycoords=("axes fraction", "data"),
+                            fontsize=7, color="0.3", va="bottom")
+        present = [v for v, ok in zip(vals, shown) if ok] + bounds
+        if present and log_axis:  # headroom for the labels on the log axis
             ax.set_ylim(min(present) / 3, max(present) * 4)
+        elif present:
+            ax.set_ylim(min(0, min(present) * 1.3), max(0, max(present)) * 1.3 or 1)
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))  # room for the title
     fig.savefig(png, dpi=110)
     plt.close(fig)
 
@@ -304,7 +490,6 @@ def plot_gnuplot(rows, png, title, gnuplot):
             if _gnuplot_has_pngcairo(gnuplot) else f"set terminal png {size} noenhanced",
             f"set output {q(png)}",
             "set style fill solid 0.9 border -1",
-            "set logscale y",
             "set grid ytics",
             "unset key",
             "set xtics nomirror",
@@ -316,14 +501,22 @@ def plot_gnuplot(rows, png, title, gnuplot):
             with open(dat, "w") as f:  # x label value value-label rgb ('#' is a comment)
                 for j, (side, label) in enumerate(SIDES):
                     v = r[side]
-                    f.write(f"{j} {q(label)} {v if v else 'NaN'} "
+                    f.write(f"{j} {q(label)} {'NaN' if v is None else v} "
                             f"{q(fmt_value(r['kind'], v))} "
                             f"{int(COLORS[j % len(COLORS)][1:], 16)}\n")
-            present = [r[side] for side, _ in SIDES if r[side]]
-            yrange = (f"set yrange [{min(present) / 3}:{max(present) * 4}]"
-                      if present else "set autoscale y")
-            better = "higher" if r["kind"] == "throughput" else "lower"
+            log_axis = KINDS[r["kind"]]["log"]
+            present = [r[side] for side, _ in SIDES
+                       if r[side] is not None and (r[side] > 0 or not log_axis)]
+            if present and log_axis:
+                yrange = f"set yrange [{min(present) / 3}:{max(present) * 4}]"
+            elif present:
+                yrange = (f"set yrange [{min(0, min(present) * 1.3)}:"
+                          f"{max(0, max(present)) * 1.3 or 1}]")
+            else:
+                yrange = "set autoscale y"
+            better = "higher" if KINDS[r["kind"]]["higher"] else "lower"
             script += [
+                "set logscale y" if log_axis else "unset logscale y",
                 yrange,
                 f"set title {q(r['title'] + ' (' + UNITS[r['kind']] + ', ' + better + ' is better)')}",
                 f"set ylabel {q(UNITS[r['kind']])}",
@@ -406,17 +599,14 @@ def main():
             row = {k: fig[k] for k in ("key", "title", "kind")}
             row["unit"] = UNITS[fig["kind"]]
             for side, entries in (("procpool", pp), ("thread_pool", tp)):
-                name = fig.get(side)
-                row[side] = gbench_value(entries, name, fig["kind"]) if name else None
-                if name and row[side] is None:
-                    missing.append(f"{side}: {name}")
-            pykey = fig.get("python")
-            row["python"] = float(py[pykey]) if pykey and pykey in py else None
-            if pykey and row["python"] is None:
-                missing.append(f"python: {pykey}")
+                row[side], absent = gbench_figure(entries, fig, side)
+                missing += [f"{side}: {name}" for name in absent]
+            row["python"], absent = python_figure(py, fig)
+            missing += [f"python: {key}" for key in absent]
             row["procpool_vs_python"] = ratio(fig["kind"], row["procpool"], row["python"])
             row["procpool_vs_thread_pool"] = ratio(fig["kind"], row["procpool"],
                                                    row["thread_pool"])
+            row["targets"] = evaluate_targets(fig, row)
             rows.append(row)
     except CompareError as e:
         log(f"compare.py: error: {e}")
@@ -432,7 +622,13 @@ def main():
     print(markdown_table(rows))
     print()
     print("Ratios: >1 means procpool is better "
-          "(throughput: procpool/other, latency: other/procpool).")
+          "(higher-is-better figures: procpool/other, lower-is-better: "
+          "other/procpool).")
+    targets = [t for r in rows for t in r["targets"]]
+    print(f"Targets: {sum(1 for t in targets if t['met'])} met, "
+          f"{sum(1 for t in targets if t['met'] is False)} NOT met, "
+          f"{sum(1 for t in targets if t['met'] is None)} without a value "
+          f"(of {len(targets)}).")
 
     os.makedirs(out_dir, exist_ok=True)
     json_path = os.path.join(out_dir, "comparison.json")

@@ -4,10 +4,13 @@
 Standard library only. Prints one JSON object on stdout:
 
     {"apply_async_noop_tasks_per_s": float, "roundtrip_us": float,
+     "map_items_per_s": float, "echo_bytes_per_s": float,
+     "cpu_bound_serial_s": float, "cpu_bound_pool_s": float, "start_stop_us": float,
+     "idle_cpu_percent": float, "pss_kib_per_worker": float,
      "python": "3.11.7 ...", "start_method": "fork", "workers": 2}
 
-benchmarks/compare.py runs this with its own interpreter and reads the first
-three keys; the others are informational.
+benchmarks/compare.py runs this with its own interpreter and reads the
+figures; the last three keys are informational.
 
 Workloads (2 worker processes, the platform's default start method - fork on
 Linux up to Python 3.13):
@@ -15,13 +18,27 @@ Linux up to Python 3.13):
     .get() all of them; repeated, reported as tasks/s.
   * round trip latency: apply_async(noop, (i,)).get() one at a time; reported
     as microseconds per round trip.
+  * map: pool.map(noop, range(1_000_000)) with Pool.map's automatic chunksize
+    (about four chunks per worker); items/s.
+  * echo: apply_async(echo, (16 MiB bytes,)).get() one at a time; bytes/s
+    counting the 16 MiB once per round trip, as bm_pool does.
+  * CPU-bound: 16 cpu_task() calls serially, then as 16 apply_async on the
+    pool, collected; seconds each. Fewer steps than the C++ task (pure Python
+    is ~100x slower); only the speed-up, serial / pool, is compared.
+  * start/stop: Pool(2), apply(noop, (1,)), close(), join(); microseconds.
+  * idle: a Pool(2) that has run a task sits 5 s (1 s with --quick); CPU of
+    this process and its descendants in % of one core.
+  * memory: PSS (/proc/<pid>/smaps_rollup) per worker of that pool after
+    20000 no-ops (10000 with --quick); KiB.
 
 Usage: python_pool.py [--quick] [--min-time SECONDS]
 """
 
 import argparse
+import ctypes
 import json
 import multiprocessing
+import os
 import statistics
 import sys
 import time
@@ -29,11 +46,85 @@ import time
 WORKERS = 2
 BATCH = 10000
 MIN_REPETITIONS = 3        # throughput batches per run (1 with --quick)
+MAP_ITEMS = 1_000_000
+ECHO_BYTES = 16 << 20
+CPU_TASKS = 16             # as bench_support.hpp's cpu_tasks
+CPU_TASK_STEPS = 100_000   # about 15 ms in CPython (the C++ task: 10M steps)
+MASK64 = (1 << 64) - 1
+
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def noop(x):
     """The task: takes an int, returns it (must be module level to pickle)."""
     return x
+
+
+def echo(b):
+    return b
+
+
+def cpu_task(seed):
+    """bench_support.hpp's cpu_task: xorshift64 steps from seed | 1."""
+    x = seed | 1
+    for _ in range(CPU_TASK_STEPS):
+        x ^= (x << 13) & MASK64
+        x ^= x >> 7
+        x ^= (x << 17) & MASK64
+    return x
+
+
+# ------------------------------------------------ /proc, as bench_support.hpp
+
+def descendants(root):
+    """Pids of every live descendant of `root`, from one scan of /proc."""
+    children = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 1:].split()[1])
+        children.setdefault(ppid, []).append(int(name))
+    found, todo = [], [root]
+    while todo:
+        for pid in children.get(todo.pop(), []):
+            found.append(pid)
+            todo.append(pid)
+    return sorted(found)
+
+
+def cpu_seconds(pid):
+    """CPU seconds of process `pid` (all its threads): the kernel's
+    per-process CPU clock, via libc's clock_getcpuclockid as in C++."""
+    clock = ctypes.c_int()  # clockid_t
+    if _libc.clock_getcpuclockid(pid, ctypes.byref(clock)) != 0:
+        raise OSError(f"clock_getcpuclockid({pid}) failed")
+    return time.clock_gettime(clock.value)
+
+
+def pss_kib(pid):
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return float(line.split()[1])
+    raise OSError(f"/proc/{pid}/smaps_rollup has no Pss line")
+
+
+def timed_loop(body, min_time):
+    """Mean seconds per body() over at least min_time seconds (and at least
+    one call): the statistic Google Benchmark reports as real_time."""
+    n = 0
+    t0 = time.perf_counter()
+    while True:
+        body()
+        n += 1
+        elapsed = time.perf_counter() - t0
+        if elapsed >= min_time:
+            return elapsed / n
 
 
 def measure_throughput(pool, min_time, min_reps=MIN_REPETITIONS):
@@ -75,6 +166,78 @@ def measure_roundtrip(pool, min_time):
             return elapsed / n * 1e6
 
 
+def measure_map(pool, min_time):
+    """Items/s for pool.map(noop, range(MAP_ITEMS)), automatic chunksize."""
+    items = range(MAP_ITEMS)
+
+    def body():
+        out = pool.map(noop, items)
+        if len(out) != MAP_ITEMS or out[-1] != MAP_ITEMS - 1:
+            raise RuntimeError("map returned the wrong results")
+    return MAP_ITEMS / timed_loop(body, min_time)
+
+
+def measure_echo(pool, min_time):
+    """Bytes/s for apply_async(echo, (16 MiB,)).get(), the payload counted once."""
+    payload = bytes(range(256)) * (ECHO_BYTES // 256)
+
+    def body():
+        back = pool.apply_async(echo, (payload,)).get()
+        if len(back) != ECHO_BYTES or back[12345] != payload[12345]:
+            raise RuntimeError("echo returned different bytes")
+    return ECHO_BYTES / timed_loop(body, min_time)
+
+
+def measure_cpu_bound(pool, min_time):
+    """(serial seconds, pool seconds) for CPU_TASKS cpu_task() calls."""
+    def serial():
+        sum(cpu_task(i) for i in range(CPU_TASKS))
+
+    def parallel():
+        results = [pool.apply_async(cpu_task, (i,)) for i in range(CPU_TASKS)]
+        sum(r.get() for r in results)
+    return timed_loop(serial, min_time), timed_loop(parallel, min_time)
+
+
+def measure_start_stop(min_time):
+    """Microseconds for Pool(2), apply(noop), close(), join()."""
+    def body():
+        pool = multiprocessing.Pool(WORKERS)
+        pool.apply(noop, (1,))
+        pool.close()
+        pool.join()
+    return timed_loop(body, min_time) * 1e6
+
+
+def measure_idle_and_memory(idle_s, noops):
+    """(idle CPU % of one core, PSS KiB per worker) of one fresh Pool(2):
+    idle first, then PSS after `noops` no-op tasks."""
+    pool = multiprocessing.Pool(WORKERS)
+    try:
+        pool.apply(noop, (0,))
+        children = descendants(os.getpid())  # scanned before the clocks start
+
+        def cpu():
+            return time.process_time() + sum(cpu_seconds(p) for p in children)
+        cpu0, t0 = cpu(), time.perf_counter()
+        time.sleep(idle_s)
+        cpu1, t1 = cpu(), time.perf_counter()
+        if descendants(os.getpid()) != children:
+            raise RuntimeError("a pool process started or ended while idle")
+        idle_percent = 100 * (cpu1 - cpu0) / (t1 - t0)
+
+        for _ in range(noops // BATCH):
+            for r in [pool.apply_async(noop, (i,)) for i in range(BATCH)]:
+                r.get()
+        workers = [p.pid for p in pool._pool]  # no public accessor for the pids
+        pss = statistics.fmean(pss_kib(pid) for pid in workers)
+        pool.close()
+        pool.join()
+        return idle_percent, pss
+    finally:
+        pool.terminate()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
@@ -94,10 +257,25 @@ def main():
         throughput = measure_throughput(pool, min_time,
                                         1 if args.quick else MIN_REPETITIONS)
         roundtrip = measure_roundtrip(pool, min_time)
+        map_rate = measure_map(pool, min_time)
+        echo_rate = measure_echo(pool, min_time)
+        cpu_serial, cpu_pool = measure_cpu_bound(pool, min_time)
+
+    # Each of these owns its pool, with no other pool (or its threads) alive.
+    start_stop = measure_start_stop(min_time)
+    idle_percent, pss = measure_idle_and_memory(1.0 if args.quick else 5.0,
+                                                10000 if args.quick else 20000)
 
     json.dump({
         "apply_async_noop_tasks_per_s": throughput,
         "roundtrip_us": roundtrip,
+        "map_items_per_s": map_rate,
+        "echo_bytes_per_s": echo_rate,
+        "cpu_bound_serial_s": cpu_serial,
+        "cpu_bound_pool_s": cpu_pool,
+        "start_stop_us": start_stop,
+        "idle_cpu_percent": idle_percent,
+        "pss_kib_per_worker": pss,
         "python": sys.version.replace("\n", " "),
         "start_method": multiprocessing.get_start_method(),
         "workers": WORKERS,

@@ -1,0 +1,121 @@
+// bench_support.hpp - what bm_pool.cpp and bm_thread_pool.cpp share besides
+// the workloads: the quick switch, the CPU-bound task, and readings from /proc
+// (CPU time and PSS of this process and of the processes it started).
+// python_pool.py measures its side the same way.
+#pragma once
+
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace procpool_bench {
+
+// compare.py --quick sets PROCPOOL_BENCH_QUICK=1: figures that run a fixed
+// amount of work (idle time, task count) rather than a timed loop shrink it.
+// An environment variable, not a flag, so BENCHMARK_MAIN's parser stays as is.
+inline bool quick() {
+  const char* v = std::getenv("PROCPOOL_BENCH_QUICK");
+  return v != nullptr && *v != '\0' && std::string(v) != "0";
+}
+
+// The CPU-bound task: 10,000,000 xorshift64 steps, about 9 ms on the 2-core
+// EPYC VM. A dependent chain on a seed known only at run time, so the
+// compiler can neither fold nor vectorize it.
+constexpr std::uint32_t cpu_task_steps = 10'000'000;
+constexpr int cpu_tasks = 16;  // per iteration: 8 per worker on 2 workers
+
+inline std::uint64_t cpu_task(std::uint64_t seed) {
+  std::uint64_t x = seed | 1;  // xorshift stays at 0 from 0
+  for (std::uint32_t i = 0; i < cpu_task_steps; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+  }
+  return x;
+}
+
+// The parent pid of `pid` from /proc/<pid>/stat, or -1 if it has gone.
+inline pid_t parent_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return -1;
+  const auto comm_end = line.rfind(')');  // the name may hold spaces and ')'
+  if (comm_end == std::string::npos) return -1;
+  std::istringstream rest(line.substr(comm_end + 1));
+  char state = 0;
+  pid_t ppid = -1;
+  rest >> state >> ppid;
+  return rest ? ppid : -1;
+}
+
+// Every live descendant of `root` (children, grandchildren, ...), from one
+// scan of /proc: procpool's workers are the zygote's children, not ours.
+inline std::vector<pid_t> descendants(pid_t root) {
+  std::multimap<pid_t, pid_t> children;  // ppid -> pid
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const auto pid = static_cast<pid_t>(std::stol(name));
+    const pid_t ppid = parent_of(pid);
+    if (ppid > 0) children.emplace(ppid, pid);
+  }
+  std::vector<pid_t> found;
+  std::vector<pid_t> todo{root};
+  while (!todo.empty()) {
+    const pid_t p = todo.back();
+    todo.pop_back();
+    for (auto [it, end] = children.equal_range(p); it != end; ++it) {
+      found.push_back(it->second);
+      todo.push_back(it->second);
+    }
+  }
+  return found;
+}
+
+// CPU seconds (user + system, all threads, finished ones included) used so
+// far by `pid`, 0 meaning this process; -1 if it has gone. The kernel's
+// per-process CPU clock: nanoseconds, where /proc/<pid>/stat counts 10 ms ticks.
+inline double cpu_seconds(pid_t pid) {
+  clockid_t clock = CLOCK_PROCESS_CPUTIME_ID;
+  if (pid != 0 && ::clock_getcpuclockid(pid, &clock) != 0) return -1;
+  timespec ts{};
+  if (::clock_gettime(clock, &ts) != 0) return -1;
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// CPU seconds of this process and every descendant alive now.
+inline double tree_cpu_seconds() {
+  double total = cpu_seconds(0);
+  for (const pid_t pid : descendants(::getpid())) {
+    const double s = cpu_seconds(pid);
+    if (s > 0) total += s;
+  }
+  return total;
+}
+
+// The proportional set size of `pid` in KiB (0: this process), from
+// /proc/<pid>/smaps_rollup; -1 if unreadable.
+inline double pss_kib(pid_t pid) {
+  std::ifstream in(pid == 0 ? std::string("/proc/self/smaps_rollup")
+                            : "/proc/" + std::to_string(pid) + "/smaps_rollup");
+  std::string key;
+  double kib = 0;
+  while (in >> key) {
+    if (key == "Pss:" && in >> kib) return kib;
+    in.ignore(1 << 16, '\n');
+  }
+  return -1;
+}
+
+}  // namespace procpool_bench
