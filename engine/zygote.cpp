@@ -170,15 +170,23 @@ bool Zygote::read_report(ZygoteReport& report, UniqueFd& worker_socket) noexcept
 void Zygote::shutdown(std::chrono::milliseconds grace) noexcept {
   if (pid_ <= 0) return;
   request({ZygoteRequest::Op::shutdown, 0, 0, 0});
+  // Sleep until it has exited (its pidfd turns readable), not in polling rounds.
+  const UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));
   const auto deadline = std::chrono::steady_clock::now() + grace;
   int status = 0;
   while (::waitpid(pid_, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() >= deadline) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
       ::kill(pid_, SIGKILL);
       ::waitpid(pid_, &status, 0);
       break;
     }
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    if (pidfd) {
+      pollfd fd{pidfd.get(), POLLIN, 0};
+      ::poll(&fd, 1, static_cast<int>(left.count()) + 1);
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
   }
   pid_ = -1;
 }
