@@ -33,14 +33,11 @@ struct Doorbell {
     futex_wake_all(seq, FutexScope::shared);
   }
 
-  // Spins `spins` rounds, then sleeps until ready() or `timeout` (negative:
+  // Spins for `spin`, then sleeps until ready() or `timeout` (negative:
   // none). Returns ready().
   template <class Ready>
-  bool wait(Ready&& ready, int spins, std::chrono::nanoseconds timeout = std::chrono::nanoseconds(-1)) {
-    for (int i = 0; i < spins; ++i) {
-      if (ready()) return true;
-      cpu_relax();
-    }
+  bool wait(Ready&& ready, std::chrono::nanoseconds spin, std::chrono::nanoseconds timeout = std::chrono::nanoseconds(-1)) {
+    if (spin_until(ready, spin)) return true;
     const std::uint32_t observed = seq.load(std::memory_order_acquire);
     sleepers.fetch_add(1, std::memory_order_seq_cst);
     if (!ready()) futex_wait(seq, observed, timeout, FutexScope::shared);

@@ -25,8 +25,8 @@ constexpr std::size_t ring_capacity = std::size_t{256} << 10;
 // Tasks queued in one worker's ring at most; more wait in the parent's
 // backlog, so a slow task holds back few others.
 constexpr std::size_t max_inflight_per_worker = 1024;
-// Rounds the result thread polls before it sleeps.
-constexpr int result_wait_spins = 200;
+// How long the result thread polls before it sleeps.
+constexpr std::chrono::microseconds result_spin{10};
 // Result frames handled in one go per worker before looking at the others.
 constexpr int drain_batch = 256;
 
@@ -357,7 +357,7 @@ void PoolCore::result_loop() {
           return signals_.load(std::memory_order_acquire) != seen_signals ||
                  (pumpers.load(std::memory_order_seq_cst) == 0 && any_results());
         },
-        pumped ? 0 : result_wait_spins);
+        pumped ? std::chrono::microseconds(0) : result_spin);
     seen_signals = signals_.load(std::memory_order_acquire);
   }
 }

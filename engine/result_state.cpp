@@ -8,10 +8,10 @@ namespace procpool::detail {
 
 namespace {
 
-// Rounds of polling (pumping the pool's result rings) before a waiter
+// How long a waiter polls (pumping the pool's result rings) before it
 // sleeps: a result that is microseconds away is taken without the cost of a
 // futex sleep and wake-up.
-constexpr int wait_spins = 4000;
+constexpr std::chrono::microseconds wait_spin{50};
 
 }  // namespace
 
@@ -27,10 +27,12 @@ bool ResultStateBase::wait_for(std::chrono::nanoseconds timeout) const noexcept 
   const auto deadline = std::chrono::steady_clock::now() + (forever ? std::chrono::nanoseconds(0) : timeout);
   if (const auto source = source_.lock()) {
     source->begin_pumping();
-    for (int i = 0; i < wait_spins && !ready(); ++i) {
-      if (!source->pump()) cpu_relax();
-      if (!forever && (i & 255) == 255 && std::chrono::steady_clock::now() >= deadline) break;
-    }
+    spin_until(
+        [&] {
+          if (ready() || source->pump()) return ready();
+          return !forever && std::chrono::steady_clock::now() >= deadline;
+        },
+        wait_spin);
     source->end_pumping();
     source->pump();  // a result published just before end_pumping() woke nobody
   }

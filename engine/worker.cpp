@@ -41,7 +41,7 @@ class Worker {
     FrameView frame{};
     Ring::Peek peek = Ring::Peek::empty;
     while (!slot_.tasks_bell.wait([&] { return (peek = tasks_.peek(frame)) != Ring::Peek::empty; },
-                                  worker_wait_spins)) {
+                                  worker_spin)) {
     }
     if (peek == Ring::Peek::corrupt || frame.header.kind == FrameKind::result) leave(worker_exit_corrupt_ring);
     if (frame.header.kind == FrameKind::stop) {
@@ -117,7 +117,7 @@ class Worker {
   void push(std::uint16_t flags, std::uint64_t task_id, const void* bytes, std::size_t size) {
     while (!results_.push(FrameKind::result, flags, task_id, bytes, size)) {
       pool_.parent_bell.ring();
-      slot_.results_space_bell.wait([&] { return results_.has_room_for(size); }, worker_wait_spins);
+      slot_.results_space_bell.wait([&] { return results_.has_room_for(size); }, worker_spin);
     }
   }
 

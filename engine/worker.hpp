@@ -1,6 +1,8 @@
 // The loop a worker process runs: take a task frame, run it, publish its result.
 #pragma once
 
+#include <chrono>
+
 #include <cstddef>
 #include <functional>
 
@@ -24,7 +26,9 @@ struct WorkerConfig {
 // maxtasksperchild tasks), and exits with _exit.
 [[noreturn]] void run_worker(const WorkerConfig& config, UniqueFd socket);
 
-// Spins before sleeping, tuned for two cores shared by parent and workers.
-constexpr int worker_wait_spins = 200;
+// How long an idle worker polls its ring before it sleeps: long enough to
+// catch the next task of a caller that submits in a loop, short enough not to
+// take a core for long from the parent when workers outnumber cores.
+constexpr std::chrono::microseconds worker_spin{10};
 
 }  // namespace procpool::detail
