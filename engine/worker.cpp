@@ -73,22 +73,8 @@ class Worker {
     std::size_t room = 0;
     char* window = results_.window(room);
     out_.reset(window, room, results_.max_payload());
-    const auto status_value = static_cast<std::uint8_t>(ResultStatus::value);
-    out_.write(&status_value, 1);
-    try {
-      std::optional<SideChannelPayload> side;
-      InputBuffer in = open_payload(frame, socket_.get(), side);
-      CodeRef ref;
-      in.read(&ref.module, sizeof ref.module);
-      in.read(&ref.offset, sizeof ref.offset);
-      const Invoker invoke = function_from_code_ref<void(InputBuffer&, OutputBuffer&)>(ref);
-      invoke(in, out_);
-    } catch (...) {
-      out_.truncate(0);
-      const auto status_error = static_cast<std::uint8_t>(ResultStatus::error);
-      out_.write(&status_error, 1);
-      encode_current_exception(out_);
-    }
+    std::optional<SideChannelPayload> side;
+    run_payload([&] { return open_payload(frame, socket_.get(), side); }, out_);
     publish(frame.header.task_id);
   }
 
@@ -130,6 +116,30 @@ class Worker {
 };
 
 }  // namespace
+
+void run_payload(FunctionRef<InputBuffer()> open, OutputBuffer& out) noexcept {
+  const std::size_t start = out.size();
+  const auto status_value = static_cast<std::uint8_t>(ResultStatus::value);
+  try {
+    out.write(&status_value, 1);
+    InputBuffer in = open();
+    CodeRef ref;
+    in.read(&ref.module, sizeof ref.module);
+    in.read(&ref.offset, sizeof ref.offset);
+    const Invoker invoke = function_from_code_ref<void(InputBuffer&, OutputBuffer&)>(ref);
+    invoke(in, out);
+  } catch (...) {
+    out.truncate(start);
+    const auto status_error = static_cast<std::uint8_t>(ResultStatus::error);
+    // encode_current_exception never throws; a one-byte write only fails on a
+    // memory exhaustion it would not survive either.
+    try {
+      out.write(&status_error, 1);
+    } catch (...) {
+    }
+    encode_current_exception(out);
+  }
+}
 
 void run_worker(const WorkerConfig& config, UniqueFd socket) {
   if (config.initializer != nullptr && *config.initializer) {

@@ -8,6 +8,8 @@
 
 #include "engine/shared_region.hpp"
 #include "engine/unique_fd.hpp"
+#include "procpool/detail/buffer.hpp"
+#include "procpool/detail/function_ref.hpp"
 
 namespace procpool::detail {
 
@@ -25,6 +27,11 @@ struct WorkerConfig {
 // Never returns: runs the initializer, then tasks until a stop frame (or
 // maxtasksperchild tasks), and exits with _exit.
 [[noreturn]] void run_worker(const WorkerConfig& config, UniqueFd socket);
+
+// Runs one task payload, as every worker does (a pool worker process, an MPI
+// rank): `open` gives the payload; `out` gets, from its current end, the
+// result status and then the value or the encoded error. Never throws.
+void run_payload(FunctionRef<InputBuffer()> open, OutputBuffer& out) noexcept;
 
 // How long an idle worker polls its ring before it sleeps: long enough to
 // catch the next task of a caller that submits in a loop, short enough not to
