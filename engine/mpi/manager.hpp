@@ -1,0 +1,163 @@
+// Rank 0's side of the MPI pools: one manager thread makes every MPI call
+// after initialization. It keeps a couple of tasks in flight per worker rank,
+// the rest in a backlog, receives the results and completes their states.
+#pragma once
+
+#include <mpi.h>
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <sys/types.h>
+#include <thread>
+#include <vector>
+
+#include "engine/mpi/wire.hpp"
+#include "procpool/detail/result_state.hpp"
+#include "serialization/side_channel.hpp"
+
+namespace procpool::mpi::detail {
+
+using procpool::detail::ResultStateBase;
+
+// Where a worker rank runs: its pid is only meaningful on rank 0's host.
+struct WorkerInfo {
+  int rank = 0;
+  pid_t pid = 0;
+  std::string host;
+  bool same_host = false;
+};
+
+// The tasks of one pool that have not finished yet, so join() can wait for them.
+class Ledger {
+ public:
+  void opened();
+  void closed() noexcept;
+  void wait_until_empty();
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable empty_;
+  std::size_t open_ = 0;
+};
+
+// One task from submission to result. The message buffer starts with room
+// for its MessageHeader; the payload follows it there, or is `mapped` (a
+// payload the encoder spilled to a memfd, sent in pieces straight from it).
+struct Task {
+  MessageHeader header;
+  std::shared_ptr<ResultStateBase> state;
+  std::shared_ptr<Ledger> ledger;
+  std::vector<char> message;
+  std::unique_ptr<procpool::detail::SideChannelPayload> mapped;
+  std::vector<MPI_Request> sends;  // until they complete
+  bool abandoned = false;          // its pool was terminated; the answer is dropped
+
+  const char* payload() const noexcept;
+};
+
+class Manager {
+ public:
+  Manager(MPI_Comm comm, std::vector<WorkerInfo> workers, std::size_t max_message);
+  Manager(const Manager&) = delete;
+  Manager& operator=(const Manager&) = delete;
+  ~Manager();
+
+  int workers() const noexcept { return static_cast<int>(workers_.size()); }
+  std::size_t max_message() const noexcept { return max_message_; }
+  std::uint64_t new_pool_id();
+  // Queues the task, or fails it at once: PoolTerminated if its pool was
+  // cancelled, WorkerLost if no worker is left. Thread-safe.
+  void submit(Task task);
+  // Fails every unfinished task of `pool` with `error`, drops its backlog and
+  // has the workers drop its tasks they have not started. Thread-safe.
+  void cancel(std::uint64_t pool, const std::exception_ptr& error);
+  // Waits until every task sent has been answered, tells the workers to
+  // leave, and stops the threads. Idempotent.
+  void stop() noexcept;
+
+ private:
+  struct Worker {
+    WorkerInfo info;
+    std::deque<Task> inflight;  // sent to this worker, in order
+    bool lost = false;
+  };
+  // A result coming in: its first message (the header), then any pieces.
+  struct Incoming {
+    int source = 0;
+    bool pieces_posted = false;
+    std::vector<char> message;
+    std::vector<char> payload;
+    std::vector<MPI_Request> receives;
+  };
+  // A finished task, completed outside the lock.
+  struct Completion {
+    std::shared_ptr<ResultStateBase> state;
+    std::shared_ptr<Ledger> ledger;
+    std::exception_ptr error;
+    std::vector<char> bytes;
+    std::size_t offset = 0;
+    std::size_t size = 0;
+    pid_t pid = 0;
+  };
+  struct ControlSend {
+    std::uint64_t value = 0;
+    MPI_Request request = MPI_REQUEST_NULL;
+  };
+
+  void run();
+  bool idle_locked() const;
+  bool dispatch_locked();
+  bool send_cancels_locked();
+  bool test_sends_locked();
+  bool receive_locked(std::vector<Completion>& done);
+  bool advance_locked(Incoming& incoming, std::vector<Completion>& done);
+  void check_lost_workers_locked(std::vector<Completion>& done);
+  void lose_worker_locked(Worker& worker, const std::exception_ptr& error, std::vector<Completion>& done);
+  void fail_all_locked(const std::exception_ptr& error, std::vector<Completion>& done);
+  void finish(std::vector<Completion>& done) noexcept;
+  void callback_loop();
+  void send_shutdown() noexcept;
+
+  MPI_Comm comm_;
+  std::size_t max_message_;
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::vector<Worker> workers_;
+  std::deque<Task> backlog_;
+  std::set<std::uint64_t> cancelled_;
+  std::vector<std::uint64_t> cancels_to_send_;
+  std::deque<ControlSend> control_sends_;
+  std::list<Incoming> incoming_;
+  std::list<Task> draining_;  // answered, but their sends not yet reported complete
+  std::exception_ptr broken_;  // MPI failed: every task fails with this
+  std::uint64_t next_task_ = 1;
+  std::uint64_t next_pool_ = 1;
+  bool stopping_ = false;
+  std::chrono::steady_clock::time_point last_liveness_check_{};
+  // Buffers of sends to a lost worker: they may never complete, so they are never freed.
+  std::vector<Task> graveyard_;
+
+  // Result callbacks run here, never on the manager thread: one that waits on
+  // another result must not hold up the thread that delivers it.
+  std::mutex callbacks_mutex_;
+  std::condition_variable callbacks_ready_;
+  std::vector<std::function<void()>> callbacks_;
+  bool callbacks_stop_ = false;
+
+  std::thread thread_;
+  std::thread callback_thread_;
+  std::mutex stop_mutex_;
+  bool stopped_ = false;
+};
+
+}  // namespace procpool::mpi::detail

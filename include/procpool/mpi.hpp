@@ -1,0 +1,84 @@
+// procpool::mpi: the same pool across hosts, on MPI (Open MPI). Link with
+// procpool-mpi (pkg-config). Not included by procpool.hpp: a program that
+// only uses the local pool needs no MPI.
+//
+//   int square(int x) { return x * x; }
+//
+//   int main(int argc, char** argv) {
+//     procpool::mpi::Runtime mpi(argc, argv);  // ranks 1..N-1 serve tasks here and exit
+//     procpool::mpi::Pool pool;                // rank 0: every other rank is a worker
+//     for (int v : pool.map(square, std::vector{1, 2, 3})) std::cout << v << '\n';
+//   }
+//
+// Started as `mpirun -n N ./app`. Every rank runs the same executable (the
+// same build): a task's callable is named as in the local pool, by build-id
+// and offset, and a rank of another build fails the task with a
+// SerializationError instead of calling the wrong code.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+#include "procpool/procpool.hpp"
+
+namespace procpool::mpi {
+
+struct RuntimeOptions {
+  // The largest single MPI message (at most INT_MAX, MPI's count limit); a
+  // larger payload travels in pieces of this size.
+  std::size_t max_message = std::size_t{1} << 30;
+};
+
+// MPI for this process, from the first line of main to the end of its scope.
+//
+// The constructor initializes MPI (MPI_Init_thread, with the thread level
+// rank 0's manager thread needs). On rank 0 it returns and the program goes
+// on. On every other rank it never returns: the rank serves tasks for rank 0's
+// pools until rank 0's Runtime ends, then finalizes MPI and calls
+// std::exit(0), so nothing after it in main runs there (and nothing declared
+// before it in main is destroyed there: declare it first).
+//
+// The destructor (rank 0) tells the workers to leave, once every task they
+// were given has answered, and finalizes MPI. Pools should end before it; one
+// still running is terminated. One Runtime per process; throws Error if MPI
+// cannot give a usable thread level, or was already initialized.
+class Runtime {
+ public:
+  Runtime();
+  Runtime(int& argc, char**& argv, RuntimeOptions options = {});
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+  ~Runtime();
+
+  // This process's rank (0 on the one that returns) and the number of ranks.
+  int rank() const noexcept;
+  int ranks() const noexcept;
+
+  class Impl;
+
+ private:
+  void start(int* argc, char*** argv, RuntimeOptions options);
+
+  std::unique_ptr<Impl> impl_;
+};
+
+// A pool whose workers are the MPI ranks 1..N-1, with TaskPool's surface:
+// apply_async, apply, map, map_async, starmap, imap, imap_unordered, close,
+// join, terminate, size, the same AsyncResult and the same errors.
+//
+// Rank 0 keeps two tasks in flight per worker rank (one running, the next
+// waiting in MPI's queue) and the rest in a backlog; map-family items travel
+// in chunks. Pools may follow one another (and run at once): the ranks stay
+// for the next pool until the Runtime ends. terminate() fails unfinished
+// results with PoolTerminated at once and makes the ranks drop the pool's
+// queued tasks; a task already running on a rank runs to its end (killing it
+// would kill the rank, and Open MPI ends the whole job when a rank dies), and
+// its result is dropped. Thread-safe.
+class Pool : public TaskPool {
+ public:
+  // Every rank but 0 is a worker. ValueError if no Runtime exists, or there is
+  // no other rank (started without mpirun, or with -n 1).
+  Pool();
+};
+
+}  // namespace procpool::mpi
