@@ -1,0 +1,345 @@
+// procpool::mpi::Pool under mpirun -n 3: every member of the task surface,
+// the error model, large payloads, sequential and concurrent pools.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <future>
+#include <numeric>
+#include <procpool/mpi.hpp>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+#include <unistd.h>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+struct ParseError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+int square(int x) { return x * x; }
+int add(int a, int b) { return a + b; }
+int pid_after(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return static_cast<int>(::getpid());
+}
+int fail_on_three(int x) {
+  if (x == 3) throw std::invalid_argument("three is not allowed");
+  return x;
+}
+int throw_parse_error(int line) { throw ParseError("line " + std::to_string(line) + ": unexpected token"); }
+int throw_int() { throw 42; }
+void touch(int) {}
+
+// Serializes fine here; its load always fails in the worker.
+struct Fragile {
+  template <class Archive>
+  void save(Archive& ar) const {
+    ar(1);
+  }
+  template <class Archive>
+  void load(Archive&) {
+    throw std::runtime_error("Fragile refuses to be loaded");
+  }
+};
+int take_fragile(Fragile) { return 1; }
+
+struct Scale {
+  int factor = 1;
+  int operator()(int x) const { return x * factor; }
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(factor);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("mpi - size is the number of ranks but rank 0" * doctest::timeout(30)) {
+  procpool::mpi::Pool pool;
+  CHECK(pool.size() == 2);
+}
+
+TEST_CASE("mpi - apply_async and apply with free functions, lambdas and function objects" * doctest::timeout(30)) {
+  procpool::mpi::Pool pool;
+  auto r = pool.apply_async(add, 2, 3);
+  CHECK(r.get() == 5);
+  CHECK(r.get() == 5);  // get() may be called again
+  CHECK(pool.apply([](int x) { return x + 1; }, 41) == 42);
+  CHECK(pool.apply(Scale{3}, 5) == 15);
+  CHECK(pool.apply([](std::string s) { return s + "!"; }, "hi") == "hi!");
+  pool.apply(touch, 1);  // void
+  std::vector<procpool::AsyncResult<int>> many;
+  for (int i = 0; i < 1000; ++i) many.push_back(pool.apply_async(square, i));
+  for (int i = 0; i < 1000; ++i) CHECK(many[static_cast<std::size_t>(i)].get() == i * i);
+}
+
+TEST_CASE("mpi - tasks run on the worker ranks, not on rank 0" * doctest::timeout(30)) {
+  procpool::mpi::Pool pool;
+  // Two at once: one per worker rank (the least loaded one gets each task).
+  auto a = pool.apply_async(pid_after, 200);
+  auto b = pool.apply_async(pid_after, 200);
+  const std::set<int> pids{a.get(), b.get()};
+  CHECK(pids.size() == 2);
+  CHECK(pids.count(static_cast<int>(::getpid())) == 0);
+}
+
+TEST_CASE("mpi - map, map_async, starmap, starmap_async in input order" * doctest::timeout(60)) {
+  procpool::mpi::Pool pool;
+  std::vector<int> xs(1000);
+  std::iota(xs.begin(), xs.end(), 0);
+  std::vector<int> expected;
+  for (int x : xs) expected.push_back(x * x);
+  CHECK(pool.map(square, xs) == expected);
+  CHECK(pool.map(square, xs, 7) == expected);
+  CHECK(pool.map_async(square, xs, 1).get() == expected);
+  CHECK(pool.map(square, std::vector<int>{}).empty());
+  pool.map(touch, xs);  // void
+  std::vector<std::pair<int, int>> pairs{{1, 2}, {3, 4}, {5, 6}};
+  CHECK(pool.starmap(add, pairs) == std::vector<int>{3, 7, 11});
+  CHECK(pool.starmap_async(add, std::vector<std::tuple<int, int>>{{10, 1}}).get() == std::vector<int>{11});
+  // Every item runs; the first failure by position is thrown.
+  CHECK_THROWS_WITH_AS(pool.map(fail_on_three, xs, 2), "three is not allowed", std::invalid_argument);
+}
+
+TEST_CASE("mpi - imap in order, imap_unordered in any order, lazily" * doctest::timeout(60)) {
+  procpool::mpi::Pool pool;
+  std::vector<int> got;
+  for (int v : pool.imap(square, std::views::iota(0, 200), 3)) got.push_back(v);
+  std::vector<int> expected;
+  for (int i = 0; i < 200; ++i) expected.push_back(i * i);
+  CHECK(got == expected);
+
+  auto it = pool.imap_unordered(square, std::views::iota(0, 100));
+  std::multiset<int> unordered;
+  while (auto v = it.next(10s)) unordered.insert(*v);
+  CHECK(unordered == std::multiset<int>(expected.begin(), expected.begin() + 100));
+
+  // An endless input: only what is consumed (plus a bounded look-ahead) runs.
+  auto endless = pool.imap(square, std::views::iota(0));
+  for (int i = 0; i < 50; ++i) CHECK(*endless.next() == i * i);
+
+  auto failing = pool.imap(fail_on_three, std::vector<int>{1, 2, 3, 4});
+  CHECK(*failing.next() == 1);
+  CHECK(*failing.next() == 2);
+  CHECK_THROWS_AS(failing.next(), std::invalid_argument);
+  CHECK(*failing.next() == 4);
+  CHECK_FALSE(failing.next().has_value());
+}
+
+TEST_CASE("mpi - AsyncResult: wait, ready, successful, get(timeout), then" * doctest::timeout(60)) {
+  procpool::mpi::Pool pool;
+  auto slow = pool.apply_async(pid_after, 300);
+  CHECK_FALSE(slow.ready());
+  CHECK_THROWS_AS((void)slow.successful(), procpool::ValueError);
+  CHECK_THROWS_AS(slow.get(10ms), procpool::TimeoutError);
+  CHECK_FALSE(slow.wait(10ms));
+  slow.wait();
+  CHECK(slow.ready());
+  CHECK(slow.successful());
+  CHECK(slow.get(1s) > 0);
+
+  auto failed = pool.apply_async(fail_on_three, 3);
+  failed.wait();
+  CHECK_FALSE(failed.successful());
+
+  std::promise<int> seen;
+  pool.apply_async(square, 9).then([&](const int& v) { seen.set_value(v); });
+  CHECK(seen.get_future().get() == 81);
+  std::promise<std::string> error_seen;
+  pool.apply_async(fail_on_three, 3).then([](const int&) {}, [&](std::exception_ptr e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      error_seen.set_value(x.what());
+    }
+  });
+  CHECK(error_seen.get_future().get() == "three is not allowed");
+  // A callback may wait on another result: callbacks do not run on the thread that delivers results.
+  std::promise<int> nested;
+  pool.apply_async(square, 2).then([&](const int& v) { nested.set_value(v + pool.apply(square, 3)); });
+  CHECK(nested.get_future().get() == 13);
+  // A result outlives its pool.
+  procpool::AsyncResult<int> kept = [] {
+    procpool::mpi::Pool inner;
+    return inner.apply_async(square, 12);
+  }();
+  CHECK(kept.get() == 144);
+}
+
+TEST_CASE("mpi - task errors come back as in the local pool" * doctest::timeout(30)) {
+  procpool::mpi::Pool pool;
+  CHECK_THROWS_WITH_AS(pool.apply(fail_on_three, 3), "three is not allowed", std::invalid_argument);
+  CHECK_THROWS_WITH_AS(pool.apply([](int) -> int { throw std::out_of_range("no item 7"); }, 7), "no item 7",
+                       std::out_of_range);
+  CHECK_THROWS_AS(pool.apply([](int) -> int { throw std::bad_alloc(); }, 0), std::bad_alloc);
+  auto worker_pid = pool.apply(pid_after, 0);
+  try {
+    pool.apply(throw_parse_error, 3);
+    FAIL("no exception");
+  } catch (const procpool::RemoteError& e) {
+    CHECK(std::string(e.what()) == "line 3: unexpected token");
+    CHECK(e.type_name().find("ParseError") != std::string::npos);
+    CHECK(e.worker_pid() > 0);
+    CHECK(e.worker_pid() != ::getpid());
+  }
+  (void)worker_pid;
+  try {
+    pool.apply(throw_int);
+    FAIL("no exception");
+  } catch (const procpool::RemoteError& e) {
+    CHECK(e.type_name() == "int");
+  }
+  // A task argument that does not load in the worker: SerializationError, and the pool goes on.
+  CHECK_THROWS_WITH_AS(pool.apply(take_fragile, Fragile{}), doctest::Contains("Fragile refuses to be loaded"),
+                       procpool::SerializationError);
+  CHECK(pool.apply(square, 4) == 16);
+}
+
+TEST_CASE("mpi - a 64 MiB payload each way, in pieces" * doctest::timeout(120)) {
+  procpool::mpi::Pool pool;
+  std::string big(std::size_t{64} << 20, 'x');
+  big[12345] = 'y';
+  CHECK(pool.apply([](const std::string& s) { return std::count(s.begin(), s.end(), 'y') + s.size(); }, big) ==
+        big.size() + 1);
+  const std::string back = pool.apply([](std::size_t n) { return std::string(n, 'z'); }, big.size());
+  CHECK(back.size() == big.size());
+  CHECK(back.find_first_not_of('z') == std::string::npos);
+  // Between the inline limit and a single piece, and a chunked map of large items.
+  std::vector<std::string> items(6, std::string(std::size_t{3} << 20, 'a'));
+  const auto sizes = pool.map([](const std::string& s) { return s.size(); }, items, 2);
+  CHECK(sizes == std::vector<std::size_t>(6, std::size_t{3} << 20));
+}
+
+TEST_CASE("mpi - close, join, terminate and misuse" * doctest::timeout(60)) {
+  {
+    procpool::mpi::Pool pool;
+    CHECK_THROWS_WITH_AS(pool.join(), doctest::Contains("procpool::mpi::Pool::join"), procpool::ValueError);
+    std::vector<procpool::AsyncResult<int>> results;
+    for (int i = 0; i < 20; ++i) results.push_back(pool.apply_async(pid_after, 20));
+    pool.close();
+    CHECK_THROWS_WITH_AS((void)pool.apply_async(square, 1), "procpool::mpi::Pool::apply_async: pool is closed",
+                         procpool::ValueError);
+    CHECK_THROWS_AS(pool.map(square, std::vector<int>{1}), procpool::ValueError);
+    CHECK_THROWS_AS(pool.close(), procpool::ValueError);
+    CHECK_THROWS_AS(pool.terminate(), procpool::ValueError);
+    pool.join();  // every queued task has run
+    for (auto& r : results) CHECK(r.ready());
+    for (auto& r : results) CHECK(r.successful());
+    pool.join();
+  }
+  {
+    procpool::mpi::Pool pool;
+    std::vector<procpool::AsyncResult<int>> results;
+    for (int i = 0; i < 20; ++i) results.push_back(pool.apply_async(pid_after, 300));
+    std::this_thread::sleep_for(50ms);
+    const auto start = std::chrono::steady_clock::now();
+    pool.terminate();
+    pool.join();
+    CHECK(std::chrono::steady_clock::now() - start < 200ms);  // never waits for the running tasks
+    int terminated = 0;
+    for (auto& r : results) {
+      CHECK(r.ready());
+      try {
+        r.get();
+      } catch (const procpool::PoolTerminated&) {
+        ++terminated;
+      }
+    }
+    CHECK(terminated >= 16);  // at most the two running tasks finished in time
+    CHECK_THROWS_AS(pool.terminate(), procpool::ValueError);
+    CHECK_THROWS_AS((void)pool.apply_async(square, 1), procpool::ValueError);
+  }
+  // The ranks dropped the terminated pool's queued tasks: the next pool is served at once.
+  procpool::mpi::Pool next;
+  const auto start = std::chrono::steady_clock::now();
+  CHECK(next.apply(square, 5) == 25);
+  CHECK(std::chrono::steady_clock::now() - start < 1s);
+}
+
+TEST_CASE("mpi - pools in sequence and at the same time" * doctest::timeout(60)) {
+  for (int round = 0; round < 5; ++round) {
+    procpool::mpi::Pool pool;
+    CHECK(pool.apply(square, round) == round * round);
+    pool.close();
+    pool.join();
+  }
+  procpool::mpi::Pool a;
+  procpool::mpi::Pool b;
+  auto ra = a.map_async(square, std::vector<int>{1, 2, 3});
+  auto rb = b.starmap_async(add, std::vector<std::pair<int, int>>{{1, 1}, {2, 2}}, 1);
+  CHECK(ra.get() == std::vector<int>{1, 4, 9});
+  CHECK(rb.get() == std::vector<int>{2, 4});
+}
+
+namespace {
+
+// Program code written once against the shared surface.
+std::vector<long> pipeline(procpool::TaskPool& pool, const std::vector<int>& xs) {
+  std::vector<long> out;
+  for (int v : pool.map(square, xs)) out.push_back(v);
+  for (int v : pool.imap(square, xs, 4)) out.push_back(v);
+  std::vector<std::pair<int, int>> pairs;
+  for (int x : xs) pairs.emplace_back(x, 1);
+  for (int v : pool.starmap(add, pairs)) out.push_back(v);
+  out.push_back(pool.apply(Scale{2}, 21));
+  try {
+    pool.apply(fail_on_three, 3);
+  } catch (const std::invalid_argument&) {
+    out.push_back(-3);
+  }
+  out.push_back(pool.size());
+  return out;
+}
+
+// CPU time (user + system, in clock ticks) a process has used so far.
+long cpu_ticks(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(in, line);
+  std::istringstream rest(line.substr(line.rfind(')') + 2));
+  std::string field;
+  long utime = 0;
+  long stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stol(field);
+    if (i == 15) stime = std::stol(field);
+  }
+  return utime + stime;
+}
+
+}  // namespace
+
+TEST_CASE("mpi - code written against TaskPool& gives the same answers on Pool and mpi::Pool" *
+          doctest::timeout(60)) {
+  std::vector<int> xs(50);
+  std::iota(xs.begin(), xs.end(), -10);
+  procpool::mpi::Pool distributed;
+  procpool::Pool local(2);
+  CHECK(pipeline(distributed, xs) == pipeline(local, xs));
+}
+
+TEST_CASE("mpi - an idle pool leaves every rank nearly idle" * doctest::timeout(60)) {
+  procpool::mpi::Pool pool;
+  auto a = pool.apply_async(pid_after, 200);
+  auto b = pool.apply_async(pid_after, 200);
+  const std::vector<int> ranks{static_cast<int>(::getpid()), a.get(), b.get()};
+  // Past the back-off's spinning phase, then measure.
+  std::this_thread::sleep_for(100ms);
+  std::vector<long> before;
+  for (int pid : ranks) before.push_back(cpu_ticks(pid));
+  const auto start = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(3s);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double hz = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  for (std::size_t i = 0; i < ranks.size(); ++i) {
+    const double share = static_cast<double>(cpu_ticks(ranks[i]) - before[i]) / hz / seconds;
+    MESSAGE("rank " << i << " (pid " << ranks[i] << ") idle CPU: " << share * 100 << "%");
+    CHECK(share < 0.10);
+  }
+}
