@@ -11,6 +11,10 @@ cores):
   * BUILD/benchmarks/bm_thread_pool  classic thread pool (Google Benchmark)
   * benchmarks/python_pool.py        multiprocessing.Pool, run with the
                                      interpreter running this script
+  * BUILD/benchmarks/bm_mpi and benchmarks/python_mpi_futures.py, each under
+                                     mpirun -n 3 (two worker ranks on this
+                                     host), when bm_mpi was built: procpool::mpi
+                                     beside mpi4py.futures (run_mpi)
 then prints a markdown table (with each figure's targets, met or not), and
 writes DIR/comparison.json and DIR/comparison.png (DIR defaults to
 BUILD/benchmark-results).
@@ -145,6 +149,24 @@ KINDS = {
                    gbench="growth_bytes_per_task", ratios=False, log=False),
 }
 
+# procpool::mpi (bm_mpi under mpirun -n 3: two worker ranks on this host)
+# beside mpi4py.futures doing the same work (python_mpi_futures.py). Their
+# values come from run_mpi(): bm_mpi's entries join procpool's, and mpi4py's
+# keys join python's with an "mpi4py_" prefix. Left out when bm_mpi was not
+# built (no MPI) or with --no-mpi.
+FIGURES += [
+    dict(key="mpi_apply_async_noop", title="MPI ranks: apply_async no-op throughput (Python: mpi4py.futures)",
+         kind="throughput", mpi=True,
+         procpool="BM_MpiApplyAsyncNoop",
+         thread_pool=None,
+         python="mpi4py_submit_noop_tasks_per_s"),
+    dict(key="mpi_roundtrip", title="MPI ranks: round trip latency (Python: mpi4py.futures)",
+         kind="latency", mpi=True,
+         procpool="BM_MpiRoundTrip",
+         thread_pool=None,
+         python="mpi4py_roundtrip_us"),
+]
+
 SIDES = [  # (key in FIGURES / results, column label)
     ("procpool", "procpool"),
     ("thread_pool", "thread pool"),
@@ -215,6 +237,38 @@ def run_python(quick):
         except json.JSONDecodeError:
             continue
     raise CompareError("python_pool.py did not print a JSON object")
+
+
+MPI_ENV = {  # allowed as root; loopback only
+    "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+    "OMPI_MCA_btl_tcp_if_include": "lo", "OMPI_MCA_oob_tcp_if_include": "lo",
+}
+
+
+def run_mpi(bench_dir, quick):
+    """bm_mpi and python_mpi_futures.py, each under mpirun -n 3.
+
+    Returns (Google Benchmark entries, {"mpi4py_<key>": value}), or None when
+    bm_mpi was not built or mpirun is missing.
+    """
+    bm_mpi = os.path.join(bench_dir, "bm_mpi")
+    mpirun = shutil.which("mpirun")
+    if not os.path.isfile(bm_mpi) or mpirun is None:
+        log("compare.py: no bm_mpi or no mpirun (MPI not found at configure time): skipping the MPI rows")
+        return None
+    launch = [mpirun, "-n", "3", "--oversubscribe"]
+    cmd = launch + [bm_mpi, "--benchmark_format=json"]
+    if quick:
+        cmd.append(f"--benchmark_min_time={QUICK_MIN_TIME}")
+    entries = json.loads(run(cmd, "procpool::mpi (bm_mpi)", env=MPI_ENV)).get("benchmarks", [])
+    # mpi4py lives in Debian's python3-mpi4py, for /usr/bin/python3.
+    python = sys.executable
+    if subprocess.run([python, "-c", "import mpi4py"], capture_output=True).returncode != 0:
+        python = "/usr/bin/python3"
+    cmd = launch + [python, "-m", "mpi4py.futures", os.path.join(HERE, "python_mpi_futures.py")]
+    out = run(cmd + (["--quick"] if quick else []), "mpi4py.futures", env=MPI_ENV)
+    futures = json.loads(out.strip().splitlines()[-1])
+    return entries, {f"mpi4py_{k}": v for k, v in futures.items()}
 
 
 # ---------------------------------------------------------------- parsing ---
@@ -577,6 +631,8 @@ def main():
     ap.add_argument("--out-dir", default=None,
                     help="where to write comparison.json / comparison.png "
                          "(default BUILD/benchmark-results)")
+    ap.add_argument("--no-mpi", action="store_true",
+                    help="skip procpool::mpi and mpi4py.futures (run_mpi)")
     args = ap.parse_args()
 
     bench_dir = os.path.join(args.build_dir, "benchmarks")
@@ -593,9 +649,12 @@ def main():
             check_binary(path, what)
         pp, tp = (run_gbench(path, what, args.quick) for path, what in binaries)
         py = run_python(args.quick)
+        mpi = None if args.no_mpi else run_mpi(bench_dir, args.quick)
+        if mpi:
+            pp, py = pp + mpi[0], dict(py, **mpi[1])
 
         rows, missing = [], []
-        for fig in FIGURES:
+        for fig in (f for f in FIGURES if mpi or not f.get("mpi")):
             row = {k: fig[k] for k in ("key", "title", "kind")}
             row["unit"] = UNITS[fig["kind"]]
             for side, entries in (("procpool", pp), ("thread_pool", tp)):
