@@ -8,6 +8,7 @@ packages=(
   libboost-dev libcereal-dev doctest-dev libbenchmark-dev
   python3-matplotlib redis-server redis-tools libhiredis-dev
   clang libclang-rt-14-dev
+  openmpi-bin libopenmpi-dev python3-mpi4py
 )
 
 missing=()
