@@ -207,24 +207,9 @@ bool PoolCore::all_exited_locked() const {
   return std::all_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.state == Slot::State::exited; });
 }
 
-void PoolCore::register_flusher(std::weak_ptr<InputFlusher> flusher) {
-  std::lock_guard lock(flushers_mutex_);
-  std::erase_if(flushers_, [](const auto& f) { return f.expired(); });
-  flushers_.push_back(std::move(flusher));
-}
-
 void PoolCore::close() {
   check_running("close");
-  // A lazy imap still holding input hands all of it over now, as Python's
-  // imap (which reads its input eagerly) would already have done.
-  std::vector<std::weak_ptr<InputFlusher>> flushers;
-  {
-    std::lock_guard lock(flushers_mutex_);
-    flushers.swap(flushers_);
-  }
-  for (auto& weak : flushers) {
-    if (auto flusher = weak.lock()) flusher->flush_input();
-  }
+  flush_inputs();
   {
     std::lock_guard lock(mutex_);
     check_running_locked("close");

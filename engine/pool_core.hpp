@@ -34,7 +34,6 @@ class PoolCore final : public Executor {
   void submit(const char* call, std::shared_ptr<ResultStateBase> state, FunctionRef<void(OutputBuffer&)> encode) override;
   // Throws ValueError naming `call` unless the pool is running.
   void check_running(const char* call) const override;
-  void register_flusher(std::weak_ptr<InputFlusher> flusher) override;
   int processes() const noexcept override { return processes_; }
   void close() override;
   void join() override;
@@ -135,8 +134,6 @@ class PoolCore final : public Executor {
   std::mutex callbacks_mutex_;
   std::vector<std::function<void()>> pumped_callbacks_;  // collected by pumpers, run by the result thread
 
-  std::mutex flushers_mutex_;
-  std::vector<std::weak_ptr<InputFlusher>> flushers_;  // live imaps, asked to submit all input at close()
 
   std::mutex events_mutex_;
   std::vector<Event> events_;

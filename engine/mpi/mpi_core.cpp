@@ -68,23 +68,9 @@ void MpiCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
   manager_->submit(std::move(task));
 }
 
-void MpiCore::register_flusher(std::weak_ptr<InputFlusher> flusher) {
-  std::lock_guard lock(flushers_mutex_);
-  std::erase_if(flushers_, [](const auto& f) { return f.expired(); });
-  flushers_.push_back(std::move(flusher));
-}
-
 void MpiCore::close() {
   check_running("close");
-  // A lazy imap hands over the rest of its input now, as the local pool's does.
-  std::vector<std::weak_ptr<InputFlusher>> flushers;
-  {
-    std::lock_guard lock(flushers_mutex_);
-    flushers.swap(flushers_);
-  }
-  for (auto& weak : flushers) {
-    if (auto flusher = weak.lock()) flusher->flush_input();
-  }
+  flush_inputs();
   std::lock_guard lock(mutex_);
   check_running_locked("close");
   phase_ = Phase::closing;

@@ -13,7 +13,6 @@
 
 namespace procpool::mpi::detail {
 
-using procpool::detail::InputFlusher;
 using procpool::detail::OutputBuffer;
 
 class MpiCore final : public procpool::detail::Executor {
@@ -23,7 +22,6 @@ class MpiCore final : public procpool::detail::Executor {
   void submit(const char* call, std::shared_ptr<ResultStateBase> state,
               procpool::detail::FunctionRef<void(OutputBuffer&)> encode) override;
   void check_running(const char* call) const override;
-  void register_flusher(std::weak_ptr<InputFlusher> flusher) override;
   int processes() const noexcept override { return workers_; }
   void close() override;
   void join() override;
@@ -51,9 +49,6 @@ class MpiCore final : public procpool::detail::Executor {
 
   mutable std::mutex mutex_;
   Phase phase_ = Phase::running;
-
-  std::mutex flushers_mutex_;
-  std::vector<std::weak_ptr<InputFlusher>> flushers_;
 };
 
 }  // namespace procpool::mpi::detail

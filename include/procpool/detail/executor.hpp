@@ -3,6 +3,8 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
+#include <vector>
 
 #include "procpool/detail/buffer.hpp"
 #include "procpool/detail/function_ref.hpp"
@@ -24,8 +26,8 @@ class Executor : public ResultSource, public std::enable_shared_from_this<Execut
                       FunctionRef<void(OutputBuffer&)> encode) = 0;
   // Throws ValueError, naming `call`, unless the pool takes tasks.
   virtual void check_running(const char* call) const = 0;
-  // close() asks `flusher` to submit the rest of its input first.
-  virtual void register_flusher(std::weak_ptr<InputFlusher> flusher) = 0;
+  // close() asks `flusher` to submit the rest of its input first. Thread-safe.
+  void register_flusher(std::weak_ptr<InputFlusher> flusher);
   // The number of workers tasks are spread over (for chunk sizes).
   virtual int processes() const noexcept = 0;
 
@@ -38,6 +40,15 @@ class Executor : public ResultSource, public std::enable_shared_from_this<Execut
 
   // Lets threads waiting on `state` pump this pool's results.
   void attach(ResultStateBase& state) { state.set_source(weak_from_this()); }
+
+ protected:
+  // For close(): a lazy imap still holding input hands all of it over now, as
+  // Python's imap (which reads its input eagerly) would already have done.
+  void flush_inputs() noexcept;
+
+ private:
+  std::mutex flushers_mutex_;
+  std::vector<std::weak_ptr<InputFlusher>> flushers_;  // live imaps
 };
 
 }  // namespace procpool::detail
