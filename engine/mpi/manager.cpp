@@ -414,12 +414,7 @@ void Manager::check_lost_workers_locked(std::vector<Completion>& done) {
 void Manager::lose_worker_locked(Worker& worker, const std::exception_ptr& error, std::vector<Completion>& done) {
   worker.lost = true;
   for (Task& t : worker.inflight) {
-    if (!t.abandoned) {
-      Completion& c = done.emplace_back();
-      c.state = std::move(t.state);
-      c.ledger = std::move(t.ledger);
-      c.error = error;
-    }
+    if (!t.abandoned) fail_later(t, error, done);
     // Its sends may never complete: their buffers must stay.
     if (!t.sends.empty()) {
       for (MPI_Request& r : t.sends) MPI_Request_free(&r);
@@ -430,12 +425,7 @@ void Manager::lose_worker_locked(Worker& worker, const std::exception_ptr& error
   std::erase_if(incoming_, [&](const Incoming& i) { return i.source == worker.info.rank && i.receives.empty(); });
   if (std::all_of(workers_.begin(), workers_.end(), [](const Worker& w) { return w.lost; })) {
     const auto none_left = std::make_exception_ptr(WorkerLost("procpool::mpi: every worker rank is gone"));
-    for (Task& t : backlog_) {
-      Completion& c = done.emplace_back();
-      c.state = std::move(t.state);
-      c.ledger = std::move(t.ledger);
-      c.error = none_left;
-    }
+    for (Task& t : backlog_) fail_later(t, none_left, done);
     backlog_.clear();
   }
 }
@@ -443,20 +433,18 @@ void Manager::lose_worker_locked(Worker& worker, const std::exception_ptr& error
 void Manager::fail_all_locked(const std::exception_ptr& error, std::vector<Completion>& done) {
   for (Worker& w : workers_) {
     for (Task& t : w.inflight) {
-      if (t.abandoned) continue;
-      Completion& c = done.emplace_back();
-      c.state = std::move(t.state);
-      c.ledger = std::move(t.ledger);
-      c.error = error;
+      if (!t.abandoned) fail_later(t, error, done);
     }
   }
-  for (Task& t : backlog_) {
-    Completion& c = done.emplace_back();
-    c.state = std::move(t.state);
-    c.ledger = std::move(t.ledger);
-    c.error = error;
-  }
+  for (Task& t : backlog_) fail_later(t, error, done);
   backlog_.clear();
+}
+
+void Manager::fail_later(Task& task, const std::exception_ptr& error, std::vector<Completion>& done) {
+  Completion& c = done.emplace_back();
+  c.state = std::move(task.state);
+  c.ledger = std::move(task.ledger);
+  c.error = error;
 }
 
 void Manager::finish(std::vector<Completion>& done) noexcept {

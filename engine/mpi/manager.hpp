@@ -123,6 +123,7 @@ class Manager {
   void check_lost_workers_locked(std::vector<Completion>& done);
   void lose_worker_locked(Worker& worker, const std::exception_ptr& error, std::vector<Completion>& done);
   void fail_all_locked(const std::exception_ptr& error, std::vector<Completion>& done);
+  static void fail_later(Task& task, const std::exception_ptr& error, std::vector<Completion>& done);
   void finish(std::vector<Completion>& done) noexcept;
   void callback_loop();
   void send_shutdown() noexcept;

@@ -1,7 +1,7 @@
 // A task that SIGKILLs the worker rank it runs on.
 //   default: under a plain mpirun, which ends the whole job when a rank dies;
-//            rank 0 must not outlive it (rank_death.py checks the job ends,
-//            non-zero, in bounded time, leaving no process behind).
+//            rank 0 must not outlive it (the test checks the job ends with
+//            the dead rank's status in bounded time, leaving no process behind).
 //   recovery: under mpirun --enable-recovery, which lets the other ranks go on;
 //            the task fails with WorkerLost and the pool keeps the other worker.
 #include <csignal>
