@@ -200,8 +200,8 @@ void Manager::run() {
         progress |= test_sends_locked();
         progress |= receive_locked(done);
         check_lost_workers_locked(done);
-      } catch (const Error& e) {
-        // An MPI call failed: nothing can be trusted to arrive any more.
+      } catch (const std::exception& e) {
+        // An MPI call failed (or memory ran out): nothing can be trusted to arrive any more.
         broken_ = std::make_exception_ptr(WorkerLost(e.what()));
         fail_all_locked(broken_, done);
       }
