@@ -22,9 +22,6 @@ namespace {
 
 // Bytes per ring; a payload over a quarter of it goes through a memfd.
 constexpr std::size_t ring_capacity = std::size_t{256} << 10;
-// Tasks queued in one worker's ring at most; more wait in the parent's
-// backlog, so a slow task holds back few others.
-constexpr std::size_t max_inflight_per_worker = 1024;
 // How long the result thread polls before it sleeps.
 constexpr std::chrono::microseconds result_spin{10};
 // Result frames handled in one go per worker before looking at the others.
@@ -53,7 +50,7 @@ int checked_processes(const PoolOptions& options) {
 
 PoolCore::PoolCore(PoolOptions options)
     : options_(std::move(options)), processes_(checked_processes(options_)), region_(processes_, ring_capacity) {
-  slots_.resize(static_cast<std::size_t>(processes_));
+  slots_ = std::vector<Slot>(static_cast<std::size_t>(processes_));
   timed_out_ = std::make_unique<std::atomic<std::uint64_t>[]>(static_cast<std::size_t>(processes_));
   for (int i = 0; i < processes_; ++i) {
     slots_[static_cast<std::size_t>(i)].tasks = region_.task_ring(i);
@@ -165,22 +162,31 @@ bool PoolCore::dispatch_locked(Task& task, const char* bytes, std::size_t size) 
     }
   }
   if (best == nullptr) return false;
-  if (task.memfd) {
-    const std::uint64_t length = task.memfd_size;
-    if (!best->tasks.has_room_for(sizeof length)) return false;
+  Ring& ring = best->tasks;
+  const std::uint64_t length = task.memfd_size;
+  const bool large = static_cast<bool>(task.memfd);
+  if (large) {
+    if (!ring.has_room_for(sizeof length)) return false;
     try {
       send_fd(best->socket.get(), task.memfd.get(), task.id);
     } catch (const SerializationError&) {
       return false;  // the worker is going away; the task waits for its replacement
     }
-    best->tasks.push(FrameKind::task, frame_side_channel, task.id, &length, sizeof length);
-  } else if (!best->tasks.push(FrameKind::task, 0, task.id, bytes, size)) {
+  } else if (size > ring.max_payload() || !ring.has_room_for(size)) {
     return false;
   }
-  task.bytes.clear();
-  task.bytes.shrink_to_fit();
+  // Into `inflight` before its frame is visible: the worker may answer at
+  // once, and the drainer must then find the task. `bytes` may point into
+  // task.bytes, which `keep` holds until the copy into the ring is made.
+  const std::vector<char> keep = std::move(task.bytes);
+  const std::uint64_t id = task.id;
   best->inflight.push_back(std::move(task));
-  task_count_changed_locked(1);
+  if (large) {
+    ring.push(FrameKind::task, frame_side_channel, id, &length, sizeof length);
+  } else {
+    ring.push(FrameKind::task, 0, id, bytes, size);
+  }
+  task_count_changed(1);
   region_.slot(best_index).tasks_bell.ring();
   return true;
 }
@@ -236,13 +242,12 @@ void PoolCore::join() {
 void PoolCore::terminate() {
   std::vector<Task> unfinished;
   {
-    std::lock_guard lock(mutex_);
+    std::scoped_lock lock(drain_mutex_, mutex_);
     check_running_locked("terminate");
     set_phase_locked(Phase::terminated);
     for (Slot& s : slots_) {
-      for (Task& t : s.inflight) unfinished.push_back(std::move(t));
-      task_count_changed_locked(-static_cast<std::ptrdiff_t>(s.inflight.size()));
-      s.inflight.clear();
+      task_count_changed(-static_cast<std::ptrdiff_t>(s.inflight.size()));
+      s.inflight.drain([&](Task&& t) { unfinished.push_back(std::move(t)); });
     }
     for (Task& t : backlog_) unfinished.push_back(std::move(t));
     backlog_.clear();
@@ -414,34 +419,31 @@ bool PoolCore::drain_results(int index) {
   }
   bool trusted = peek != Ring::Peek::corrupt;
   if (count == 0 && trusted) return false;
-  std::vector<Task> tasks;
-  tasks.reserve(count);
-  {
-    std::lock_guard lock(mutex_);
-    for (std::size_t i = 0; i < count; ++i) {
-      const FrameView& frame = frames[i];
-      if (frame.header.kind != FrameKind::result || slot.inflight.empty() ||
-          slot.inflight.front().id != frame.header.task_id) {
-        trusted = false;
-        break;
-      }
-      tasks.push_back(std::move(slot.inflight.front()));
-      slot.inflight.pop_front();
+  // No pool lock: only this thread (holding drain_mutex_) pops `inflight`.
+  std::size_t taken = 0;
+  for (; taken < count; ++taken) {
+    const FrameView& frame = frames[taken];
+    if (frame.header.kind != FrameKind::result || slot.inflight.empty() ||
+        slot.inflight.front().id != frame.header.task_id) {
+      trusted = false;
+      break;
     }
-    slot.done += tasks.size();
-    task_count_changed_locked(-static_cast<std::ptrdiff_t>(tasks.size()));
+    slot.done.fetch_add(1, std::memory_order_relaxed);
+    Task task = std::move(slot.inflight.front());
+    slot.inflight.pop_front();
+    task_count_changed(-1);
+    complete(task, frame, index);
+  }
+  if (!trusted) {
     // The ring cannot be trusted past a bad frame: replace the worker; its
     // exit fails the task it was running and re-queues the rest.
-    if (!trusted && slot.state == Slot::State::running) zygote_->request({ZygoteRequest::Op::kill, index, slot.pid, SIGKILL});
-  }
-  for (std::size_t i = 0; i < tasks.size(); ++i) complete(tasks[i], frames[i], index);
-  if (!trusted) {
+    if (slot.state == Slot::State::running) zygote_->request({ZygoteRequest::Op::kill, index, slot.pid, SIGKILL});
     slot.results.reset();
   } else {
     slot.results.pop_to(position);
   }
-  if (!tasks.empty()) region_.slot(index).results_space_bell.ring();
-  return !tasks.empty();
+  if (taken != 0) region_.slot(index).results_space_bell.ring();
+  return taken != 0;
 }
 
 void PoolCore::complete(Task& task, const FrameView& frame, int index) {
@@ -489,7 +491,7 @@ void PoolCore::on_spawned(int index, pid_t pid, UniqueFd socket) {
   slot.pid = pid;
   slot.socket = std::move(socket);
   slot.stop_sent = false;
-  slot.done = 0;
+  slot.done.store(0, std::memory_order_relaxed);
   slot.state = Slot::State::running;
 }
 
@@ -513,9 +515,9 @@ void PoolCore::on_exited(int index, pid_t pid, int status) {
     // the others never started and go back to the queue.
     const auto frames = unconsumed_frames(slot.tasks);
     std::deque<Task> requeue;
-    task_count_changed_locked(-static_cast<std::ptrdiff_t>(slot.inflight.size()));
+    task_count_changed(-static_cast<std::ptrdiff_t>(slot.inflight.size()));
     const std::uint64_t timed_out = timed_out_[static_cast<std::size_t>(index)].exchange(0);
-    for (Task& task : slot.inflight) {
+    slot.inflight.drain([&](Task&& task) {
       const auto frame = std::find_if(frames.begin(), frames.end(),
                                       [&](const FrameView& f) { return f.header.task_id == task.id; });
       if (task.id == running && running == timed_out) {
@@ -531,8 +533,7 @@ void PoolCore::on_exited(int index, pid_t pid, int status) {
         take_payload(task, *frame);
         requeue.push_back(std::move(task));
       }
-    }
-    slot.inflight.clear();
+    });
     backlog_.insert(backlog_.begin(), std::make_move_iterator(requeue.begin()), std::make_move_iterator(requeue.end()));
     slot.tasks.reset();
     slot.results.reset();
@@ -590,18 +591,18 @@ void PoolCore::steal_for_idle_workers_locked() {
     }
     // inflight and the ring hold the tasks in the same order: one pass splits them.
     std::deque<Task> stolen;
-    std::deque<Task> kept;
+    std::vector<Task> kept;
     std::size_t next = 0;
-    for (Task& task : busiest->inflight) {
+    busiest->inflight.drain([&](Task&& task) {
       if (next < marked.size() && task.id == marked[next].header.task_id) {
         take_payload(task, marked[next++]);
         stolen.push_back(std::move(task));
       } else {
         kept.push_back(std::move(task));
       }
-    }
-    busiest->inflight.swap(kept);
-    task_count_changed_locked(-static_cast<std::ptrdiff_t>(stolen.size()));
+    });
+    for (Task& task : kept) busiest->inflight.push_back(std::move(task));
+    task_count_changed(-static_cast<std::ptrdiff_t>(stolen.size()));
     backlog_.insert(backlog_.begin(), std::make_move_iterator(stolen.begin()), std::make_move_iterator(stolen.end()));
     dispatch_backlog_locked();
   }
@@ -613,9 +614,8 @@ void PoolCore::on_zygote_lost() {
   {
     std::lock_guard lock(mutex_);
     for (Slot& s : slots_) {
-      for (Task& t : s.inflight) lost.push_back(std::move(t));
-      task_count_changed_locked(-static_cast<std::ptrdiff_t>(s.inflight.size()));
-      s.inflight.clear();
+      task_count_changed(-static_cast<std::ptrdiff_t>(s.inflight.size()));
+      s.inflight.drain([&](Task&& t) { lost.push_back(std::move(t)); });
       s.state = Slot::State::exited;
       s.pid = 0;
     }
@@ -627,9 +627,8 @@ void PoolCore::on_zygote_lost() {
   for (Task& t : lost) t.state->fail(error);
 }
 
-void PoolCore::task_count_changed_locked(std::ptrdiff_t delta) {
-  const std::size_t before = inflight_total_.load(std::memory_order_relaxed);
-  inflight_total_.store(before + static_cast<std::size_t>(delta), std::memory_order_relaxed);
+void PoolCore::task_count_changed(std::ptrdiff_t delta) {
+  const std::size_t before = inflight_total_.fetch_add(static_cast<std::size_t>(delta), std::memory_order_relaxed);
   if (before == 0 && delta > 0 && options_.task_timeout.count() > 0 && monitor_wake_) {
     // Wake the monitor so it starts watching the clock.
     const std::uint64_t one = 1;

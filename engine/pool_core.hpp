@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "engine/shared_region.hpp"
+#include "engine/spsc_queue.hpp"
 #include "engine/unique_fd.hpp"
 #include "engine/zygote.hpp"
 #include "procpool/detail/executor.hpp"
@@ -52,6 +53,11 @@ class PoolCore final : public Executor {
  private:
   enum class Phase { running, closing, terminated };
 
+  // Tasks queued in one worker's ring at most; more wait in the parent's
+  // backlog. Enough that a burst of small tasks goes straight to the rings;
+  // a worker that runs dry takes half of a busy one's unstarted tasks.
+  static constexpr std::size_t max_inflight_per_worker = 1024;
+
   // A task the parent still answers for: queued here, or in a worker's ring.
   struct Task {
     std::uint64_t id = 0;
@@ -69,8 +75,12 @@ class PoolCore final : public Executor {
     Ring tasks;
     Ring results;
     bool stop_sent = false;
-    std::size_t done = 0;       // results taken from this worker (for maxtasksperchild)
-    std::deque<Task> inflight;  // dispatched to this worker, in ring order
+    // Results taken from this worker (for maxtasksperchild); counted before
+    // the task leaves `inflight`, so done + inflight.size() never undercounts.
+    std::atomic<std::size_t> done{0};
+    // Dispatched to this worker, in ring order. Pushed under mutex_, popped
+    // under drain_mutex_; anything else (recovery, stealing, terminate) holds both.
+    SpscQueue<Task> inflight{max_inflight_per_worker};
   };
 
   struct Event {
@@ -105,7 +115,7 @@ class PoolCore final : public Executor {
   void monitor_loop();
   int monitor_poll_timeout_ms() const;
   void kill_timed_out_tasks();
-  void task_count_changed_locked(std::ptrdiff_t delta);
+  void task_count_changed(std::ptrdiff_t delta);
 
   void stop_threads() noexcept;
   void signal_result_thread() noexcept;
