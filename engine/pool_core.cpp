@@ -628,6 +628,9 @@ void PoolCore::on_zygote_lost() {
 }
 
 void PoolCore::task_count_changed(std::ptrdiff_t delta) {
+  // Only the time-out watch reads the count: without one, spare the submitter
+  // and the drainer a cache line they would pass back and forth per task.
+  if (options_.task_timeout.count() <= 0) return;
   const std::size_t before = inflight_total_.fetch_add(static_cast<std::size_t>(delta), std::memory_order_relaxed);
   if (before == 0 && delta > 0 && options_.task_timeout.count() > 0 && monitor_wake_) {
     // Wake the monitor so it starts watching the clock.

@@ -131,8 +131,9 @@ class PoolCore final : public Executor {
   std::vector<Slot> slots_;
   std::deque<Task> backlog_;
   std::uint64_t next_id_ = 1;
-  // Tasks in workers' rings, all slots together. The monitor watches for
-  // time-outs only while this is non-zero, so an idle pool never wakes.
+  // Tasks in workers' rings, all slots together, counted only when there is
+  // a task_timeout. The monitor watches the clock only while this is
+  // non-zero, so an idle pool never wakes.
   std::atomic<std::size_t> inflight_total_{0};
   // Per slot: the task the monitor killed its worker for (0: none).
   std::unique_ptr<std::atomic<std::uint64_t>[]> timed_out_;
