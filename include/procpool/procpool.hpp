@@ -24,3 +24,4 @@
 #include "procpool/pool.hpp"
 #include "procpool/task_pool.hpp"
 #include "procpool/process.hpp"
+#include "procpool/version.hpp"
