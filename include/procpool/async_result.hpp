@@ -1,4 +1,5 @@
-// procpool::AsyncResult<T>: the future of one task (Python's AsyncResult).
+/// \file
+/// procpool::AsyncResult<T>: the future of one task (Python's AsyncResult).
 #pragma once
 
 #include <chrono>
@@ -24,29 +25,37 @@ struct value_callback<void> {
 };
 }  // namespace detail
 
-// The outcome of a task submitted with Pool::apply_async (or map_async): a
-// value of type T, or the error the task ended with. Movable and copyable
-// (copies share one state); it may outlive its pool and then holds its final
-// state. get() may be called any number of times. All members are thread-safe.
+/// The outcome of a task submitted with Pool::apply_async (or map_async): a
+/// value of type T, or the error the task ended with. Movable and copyable
+/// (copies share one state); it may outlive its pool and then holds its final
+/// state. get() may be called any number of times. All members are
+/// thread-safe: several threads may wait on one result.
 template <class T>
 class [[nodiscard]] AsyncResult {
  public:
+  /// The task's result type (void for a task that returns nothing).
   using value_type = T;
+  /// The value callback of then(): void(const T&), or void() for AsyncResult<void>.
   using Callback = typename detail::value_callback<T>::type;
 
-  // An empty result, not bound to any task: every member but ready() throws ValueError.
+  /// An empty result, not bound to any task: every member but ready() throws
+  /// ValueError. Never blocks or throws.
   AsyncResult() = default;
+  /// The result behind `state`: the pools build results this way, user code
+  /// has no use for it. Never blocks or throws.
   explicit AsyncResult(std::shared_ptr<detail::ResultState<T>> state) : state_(std::move(state)) {}
 
-  // Blocks until the task has finished, then returns its value or throws its
-  // error: the standard exception it threw, RemoteError, WorkerLost,
-  // TaskTimeout, SerializationError or PoolTerminated.
+  /// Blocks until the task has finished, then returns its value or throws its
+  /// error: the standard exception it threw, RemoteError, WorkerLost,
+  /// TaskTimeout, SerializationError or PoolTerminated. While it waits, the
+  /// calling thread takes results off the pool's rings itself. Throws
+  /// ValueError if the result is empty. Thread-safe.
   T get() const {
     checked().wait();
     return outcome();
   }
-  // As get(), but throws TimeoutError if the task has not finished within
-  // `timeout`; the task goes on.
+  /// As get(), but throws TimeoutError if the task has not finished within
+  /// `timeout`; the task goes on. Blocks at most about `timeout`. Thread-safe.
   template <class Rep, class Period>
   T get(std::chrono::duration<Rep, Period> timeout) const {
     if (!checked().wait_for(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout))) {
@@ -56,24 +65,31 @@ class [[nodiscard]] AsyncResult {
     }
     return outcome();
   }
-  // Blocks until the task has finished. Never throws the task's error.
+  /// Blocks until the task has finished. Never throws the task's error;
+  /// throws ValueError if the result is empty. Thread-safe.
   void wait() const { checked().wait(); }
-  // Blocks at most `timeout`; returns whether the task has finished.
+  /// Blocks at most `timeout`; returns whether the task has finished. Never
+  /// throws the task's error; throws ValueError if the result is empty.
+  /// Thread-safe.
   template <class Rep, class Period>
   bool wait(std::chrono::duration<Rep, Period> timeout) const {
     return checked().wait_for(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
   }
-  // Whether the task has finished, with a value or an error. Never blocks.
+  /// Whether the task has finished, with a value or an error (false for an
+  /// empty result). Never blocks or throws. Thread-safe.
   bool ready() const noexcept { return state_ && state_->ready(); }
-  // Whether the task finished without error. Throws ValueError if not ready.
+  /// Whether the task finished without error. Never blocks. Throws ValueError
+  /// if not ready (or empty). Thread-safe.
   bool successful() const {
     if (!ready()) throw ValueError("procpool::AsyncResult::successful: result is not ready");
     return !state_->error();
   }
-  // Calls `callback` with the value, or `error_callback` with the error, once:
-  // on the pool's result-handling thread, or at once on this thread if the
-  // task has already finished. Exceptions thrown by a callback are reported on
-  // stderr and otherwise ignored. Never blocks on the task.
+  /// Calls `callback` with the value, or `error_callback` with the error, once:
+  /// on the pool's result-handling thread, or at once on this thread if the
+  /// task has already finished (a result failed by terminate() calls it on
+  /// the thread in terminate()). Exceptions thrown by a callback are reported
+  /// on stderr and otherwise ignored. Never blocks on the task. Throws
+  /// ValueError if the result is empty. Thread-safe.
   void then(Callback callback, std::function<void(std::exception_ptr)> error_callback = {}) const {
     auto state = checked_state();
     state->on_complete([state, callback = std::move(callback), error_callback = std::move(error_callback)] {

@@ -1,4 +1,5 @@
-// The one error model of procpool: every error it throws derives from Error.
+/// \file
+/// The one error model of procpool: every error it throws derives from Error.
 #pragma once
 
 #include <stdexcept>
@@ -7,35 +8,41 @@
 
 namespace procpool {
 
-// Base of every procpool error. Messages name the call that failed, e.g.
-// "procpool::Pool::apply_async: pool is closed".
+/// The base of every procpool error. Messages name the call that failed, as
+/// in "procpool::Pool::apply_async: pool is closed". Also thrown as itself
+/// when the system fails procpool (a fork that fails, for one).
 class Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
 
-// Misuse, as Python's ValueError: a pool that is not running, Pool(0),
-// join() before close()/terminate(), successful() before ready, ...
+/// Misuse, as Python's ValueError: a pool that is not running, Pool(0),
+/// join() before close()/terminate(), successful() before ready, ...
 class ValueError : public Error {
  public:
   using Error::Error;
 };
 
-// get(timeout) / next(timeout) expired. The task itself goes on.
+/// AsyncResult::get(timeout) or IMapIterator::next(timeout) expired. The
+/// task itself goes on.
 class TimeoutError : public Error {
  public:
   using Error::Error;
 };
 
-// A task threw something that is not re-created as its own type.
+/// A task threw something that is not re-created as its own type (anything
+/// but the standard exceptions listed in the README). what() is its message.
 class RemoteError : public Error {
  public:
+  /// The error for a task that threw a `type_name` with `message` in the
+  /// worker `worker_pid`. Throws only std::bad_alloc.
   RemoteError(std::string type_name, const std::string& message, pid_t worker_pid)
       : Error(message), type_name_(std::move(type_name)), worker_pid_(worker_pid) {}
 
-  // The demangled type of what the task threw, e.g. "my::ParseError" or "int".
+  /// The demangled type of what the task threw: "my::ParseError", or "int".
+  /// Never throws.
   const std::string& type_name() const noexcept { return type_name_; }
-  // The pid of the worker the task ran in.
+  /// The pid of the worker the task ran in. Never throws.
   pid_t worker_pid() const noexcept { return worker_pid_; }
 
  private:
@@ -43,27 +50,27 @@ class RemoteError : public Error {
   pid_t worker_pid_;
 };
 
-// The worker died (signal, _exit, crash) while running the task. what() names
-// the pid and the signal or exit status. The pool replaces the worker.
+/// The worker died (signal, _exit, crash) while running the task. what() names
+/// the pid and the signal or exit status. The pool replaces the worker.
 class WorkerLost : public Error {
  public:
   using Error::Error;
 };
 
-// The task ran past PoolOptions::task_timeout; its worker was killed and replaced.
+/// The task ran past PoolOptions::task_timeout; its worker was killed and replaced.
 class TaskTimeout : public Error {
  public:
   using Error::Error;
 };
 
-// An argument or result could not be serialized or deserialized at run time,
-// or a callable could not be resolved in the worker. All workers stay.
+/// An argument or result could not be serialized or deserialized at run time,
+/// or a callable could not be resolved in the worker. All workers stay.
 class SerializationError : public Error {
  public:
   using Error::Error;
 };
 
-// terminate() ran before the task finished.
+/// TaskPool::terminate() ran before the task finished.
 class PoolTerminated : public Error {
  public:
   using Error::Error;

@@ -1,4 +1,5 @@
-// procpool::IMapIterator<R>: the results of Pool::imap / imap_unordered, one at a time.
+/// \file
+/// procpool::IMapIterator<R>: the results of Pool::imap / imap_unordered, one at a time.
 #pragma once
 
 #include <chrono>
@@ -11,39 +12,54 @@
 
 namespace procpool {
 
-// The results of imap (in input order) or imap_unordered (in completion
-// order). An input range: `for (R v : pool.imap(f, xs))`. It pulls the input
-// lazily, a chunk at a time, keeping a bounded number of chunks in flight, so
-// an endless input works in bounded memory. An item whose task threw (or
-// whose input threw) throws that error when reached; the iterator can go on
-// after it. Not thread-safe: one consumer at a time. It may outlive its pool.
+/// The results of imap (in input order) or imap_unordered (in completion
+/// order). An input range: `for (R v : pool.imap(f, xs))`. It pulls the input
+/// lazily, a chunk at a time, keeping a bounded number of chunks in flight, so
+/// an endless input works in bounded memory. An item whose task threw (or
+/// whose input threw) throws that error when reached; the iterator can go on
+/// after it. Not thread-safe: one consumer at a time. It may outlive its pool.
 template <class R>
 class [[nodiscard]] IMapIterator {
  public:
+  /// The results behind `state`: Pool::imap and imap_unordered build them
+  /// this way, user code has no use for it. Never blocks or throws.
   explicit IMapIterator(std::shared_ptr<detail::IMapState<R>> state) : state_(std::move(state)) {}
 
-  // Blocks until the next result; nullopt at the end. Throws the item's error.
+  /// Blocks until the next result; nullopt at the end. Reads more input and
+  /// submits it, on this thread, to keep the look-ahead full. Throws the
+  /// item's error (its task's, or the input range's); next() then goes on
+  /// with the following item. Not thread-safe.
   std::optional<R> next() { return state_->next(std::chrono::nanoseconds(-1)); }
-  // As next(), but throws TimeoutError after `timeout`; the tasks go on.
+  /// As next(), but throws TimeoutError if no result comes within `timeout`;
+  /// the tasks go on, and a later next() returns that result. Not thread-safe.
   template <class Rep, class Period>
   std::optional<R> next(std::chrono::duration<Rep, Period> timeout) {
     return state_->next(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
   }
 
+  /// The input iterator of `for (R v : results)`: it holds the current
+  /// result. Not thread-safe.
   class iterator {
    public:
-    using iterator_category = std::input_iterator_tag;
-    using value_type = R;
-    using difference_type = std::ptrdiff_t;
+    using iterator_category = std::input_iterator_tag;  ///< A single-pass input iterator
+    using value_type = R;                               ///< The result type
+    using difference_type = std::ptrdiff_t;             ///< As the iterator concepts require
 
+    /// An iterator on no results (the iterator concepts require one). Never
+    /// blocks or throws.
     iterator() = default;
+    /// The current result. Never blocks or throws.
     const R& operator*() const { return *current_; }
+    /// The current result's members. Never blocks or throws.
     const R* operator->() const { return &*current_; }
+    /// Moves to the next result: blocks and throws as IMapIterator::next().
     iterator& operator++() {
       current_ = owner_->next();
       return *this;
     }
+    /// As ++it; returns nothing, as an input iterator may.
     void operator++(int) { ++*this; }
+    /// Whether the results are exhausted. Never blocks or throws.
     friend bool operator==(const iterator& it, std::default_sentinel_t) { return !it.current_; }
 
    private:
@@ -53,8 +69,10 @@ class [[nodiscard]] IMapIterator {
     std::optional<R> current_;
   };
 
-  // Fetches the first result (blocking; throws its error).
+  /// Fetches the first result (blocks, and throws its error, as next()) and
+  /// returns an iterator on it. Call it once. Not thread-safe.
   iterator begin() { return ++iterator(this); }
+  /// The end of the results. Never blocks or throws.
   std::default_sentinel_t end() const noexcept { return {}; }
 
  private:

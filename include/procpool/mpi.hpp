@@ -1,19 +1,22 @@
-// procpool::mpi: the same pool across hosts, on MPI (Open MPI). Link with
-// procpool-mpi (pkg-config). Not included by procpool.hpp: a program that
-// only uses the local pool needs no MPI.
-//
-//   int square(int x) { return x * x; }
-//
-//   int main(int argc, char** argv) {
-//     procpool::mpi::Runtime mpi(argc, argv);  // ranks 1..N-1 serve tasks here and exit
-//     procpool::mpi::Pool pool;                // rank 0: every other rank is a worker
-//     for (int v : pool.map(square, std::vector{1, 2, 3})) std::cout << v << '\n';
-//   }
-//
-// Started as `mpirun -n N ./app`. Every rank runs the same executable (the
-// same build): a task's callable is named as in the local pool, by build-id
-// and offset, and a rank of another build fails the task with a
-// SerializationError instead of calling the wrong code.
+/// \file
+/// procpool::mpi: the same pool across hosts, on MPI (Open MPI). Link with
+/// procpool-mpi (pkg-config). Not included by procpool.hpp: a program that
+/// only uses the local pool needs no MPI.
+///
+/// \code
+/// int square(int x) { return x * x; }
+///
+/// int main(int argc, char** argv) {
+///   procpool::mpi::Runtime mpi(argc, argv);  // ranks 1..N-1 serve tasks here and exit
+///   procpool::mpi::Pool pool;                // rank 0: every other rank is a worker
+///   for (int v : pool.map(square, std::vector{1, 2, 3})) std::cout << v << '\n';
+/// }
+/// \endcode
+///
+/// Started as `mpirun -n N ./app`. Every rank runs the same executable (the
+/// same build): a task's callable is named as in the local pool, by build-id
+/// and offset, and a rank of another build fails the task with a
+/// SerializationError instead of calling the wrong code.
 #pragma once
 
 #include <cstddef>
@@ -21,39 +24,55 @@
 
 #include "procpool/procpool.hpp"
 
+/// The pools on MPI ranks: Runtime, then Pool (library procpool-mpi).
 namespace procpool::mpi {
 
+/// What Runtime(argc, argv, options) sets up; every field has a default.
 struct RuntimeOptions {
-  // The largest single MPI message (at most INT_MAX, MPI's count limit); a
-  // larger payload travels in pieces of this size.
+  /// The largest single MPI message, from 80 bytes to INT_MAX (MPI's count
+  /// limit); a larger payload travels in pieces of this size.
   std::size_t max_message = std::size_t{1} << 30;
 };
 
-// MPI for this process, from the first line of main to the end of its scope.
-//
-// The constructor initializes MPI (MPI_Init_thread, with the thread level
-// rank 0's manager thread needs). On rank 0 it returns and the program goes
-// on. On every other rank it never returns: the rank serves tasks for rank 0's
-// pools until rank 0's Runtime ends, then finalizes MPI and calls
-// std::exit(0), so nothing after it in main runs there (and nothing declared
-// before it in main is destroyed there: declare it first).
-//
-// The destructor (rank 0) tells the workers to leave, once every task they
-// were given has answered, and finalizes MPI. Pools should end before it; one
-// still running is terminated. One Runtime per process; throws Error if MPI
-// cannot give a usable thread level, or was already initialized.
+/// MPI for this process, from the first line of main to the end of its scope.
+///
+/// The constructor initializes MPI (MPI_Init_thread, with the thread level
+/// rank 0's manager thread needs). On rank 0 it returns and the program goes
+/// on. On every other rank it never returns: the rank serves tasks for rank 0's
+/// pools until rank 0's Runtime ends, then finalizes MPI and calls
+/// std::exit(0), so nothing after it in main runs there (and nothing declared
+/// before it in main is destroyed there: declare it first).
+///
+/// The destructor (rank 0) tells the workers to leave, once every task they
+/// were given has answered, and finalizes MPI. Pools should end before it; one
+/// still running is terminated. One Runtime per process. Build and destroy it
+/// on one thread (main's); rank() and ranks() are thread-safe.
 class Runtime {
  public:
+  /// As Runtime(argc, argv), without handing the command line to MPI.
   Runtime();
+  /// Initializes MPI and, on every rank but 0, serves tasks and exits (see
+  /// above). Blocks until every rank has joined in. Throws ValueError if
+  /// options.max_message is out of range, Error if MPI is already initialized
+  /// (one Runtime per process) or an MPI call fails; aborts the whole job
+  /// (MPI_Abort) if MPI cannot give the thread level it needs.
   Runtime(int& argc, char**& argv, RuntimeOptions options = {});
+  /// Not copyable: there is one MPI per process.
   Runtime(const Runtime&) = delete;
+  /// Not copyable: there is one MPI per process.
   Runtime& operator=(const Runtime&) = delete;
+  /// Terminates the pools still running, tells the worker ranks to leave once
+  /// every task they were given has answered, and finalizes MPI. Blocks until
+  /// then. Never throws.
   ~Runtime();
 
-  // This process's rank (0 on the one that returns) and the number of ranks.
+  /// This process's rank: 0 on the one where the constructor returns. Never
+  /// blocks or throws. Thread-safe.
   int rank() const noexcept;
+  /// The number of ranks, rank 0 included. Never blocks or throws. Thread-safe.
   int ranks() const noexcept;
 
+  /// The implementation, in the procpool-mpi library; not part of the API.
   class Impl;
 
  private:
@@ -62,22 +81,24 @@ class Runtime {
   std::unique_ptr<Impl> impl_;
 };
 
-// A pool whose workers are the MPI ranks 1..N-1, with TaskPool's surface:
-// apply_async, apply, map, map_async, starmap, imap, imap_unordered, close,
-// join, terminate, size, the same AsyncResult and the same errors.
-//
-// Rank 0 keeps two tasks in flight per worker rank (one running, the next
-// waiting in MPI's queue) and the rest in a backlog; map-family items travel
-// in chunks. Pools may follow one another (and run at once): the ranks stay
-// for the next pool until the Runtime ends. terminate() fails unfinished
-// results with PoolTerminated at once and makes the ranks drop the pool's
-// queued tasks; a task already running on a rank runs to its end (killing it
-// would kill the rank, and Open MPI ends the whole job when a rank dies), and
-// its result is dropped. Thread-safe.
+/// A pool whose workers are the MPI ranks 1..N-1, with TaskPool's surface:
+/// apply_async, apply, map, map_async, starmap, imap, imap_unordered, close,
+/// join, terminate, size, the same AsyncResult and the same errors.
+///
+/// Rank 0 keeps two tasks in flight per worker rank (one running, the next
+/// waiting in MPI's queue) and the rest in a backlog; map-family items travel
+/// in chunks. Pools may follow one another (and run at once): the ranks stay
+/// for the next pool until the Runtime ends. terminate() fails unfinished
+/// results with PoolTerminated at once and makes the ranks drop the pool's
+/// queued tasks; a task already running on a rank runs to its end (killing it
+/// would kill the rank, and Open MPI ends the whole job when a rank dies), and
+/// its result is dropped. Every member but the constructor and the
+/// destructor is thread-safe.
 class Pool : public TaskPool {
  public:
-  // Every rank but 0 is a worker. ValueError if no Runtime exists, or there is
-  // no other rank (started without mpirun, or with -n 1).
+  /// Every rank but 0 is a worker. Never blocks. Throws ValueError if no
+  /// Runtime exists, or there is no other rank (started without mpirun, or
+  /// with -n 1).
   Pool();
 };
 

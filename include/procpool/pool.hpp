@@ -1,4 +1,6 @@
-// procpool::Pool: a fixed set of worker processes fed through shared-memory rings.
+/// \file
+/// procpool::Pool: a fixed set of worker processes fed through shared-memory
+/// rings; its options (PoolOptions) and cpu_count().
 #pragma once
 
 #include <chrono>
@@ -11,40 +13,52 @@
 
 namespace procpool {
 
-// CPUs this process may run on (its affinity mask), at least 1. Thread-safe.
+/// The number of CPUs this process may run on (its affinity mask), at least
+/// 1, as Python's os.process_cpu_count(). Never blocks or throws. Thread-safe.
 int cpu_count();
 
+/// What Pool(PoolOptions) builds; every field has a default:
+/// `procpool::Pool pool(procpool::PoolOptions{.processes = 4, .maxtasksperchild = 100});`
 struct PoolOptions {
-  int processes = 0;                          // 0: procpool::cpu_count()
-  std::size_t maxtasksperchild = 0;           // 0: unlimited; else a worker is replaced after that many tasks
-  std::function<void()> initializer;          // run once in every worker when it starts
-  std::chrono::milliseconds task_timeout{0};  // 0: none
+  int processes = 0;                          ///< The number of workers; 0: procpool::cpu_count()
+  std::size_t maxtasksperchild = 0;           ///< 0: unlimited; else a worker is replaced after that many tasks
+  std::function<void()> initializer;          ///< Run once in every worker when it starts (replacements too)
+  std::chrono::milliseconds task_timeout{0};  ///< 0: none; else a longer task fails with TaskTimeout
 };
 
-// A pool of worker processes, Python's multiprocessing.Pool for C++.
-//
-//   int square(int x) { return x * x; }
-//   ...
-//   procpool::Pool pool(4);
-//   std::vector<procpool::AsyncResult<int>> results;
-//   for (int i = 0; i < 10; ++i) results.push_back(pool.apply_async(square, i));
-//   for (auto& r : results) std::cout << r.get() << '\n';
-//
-// The workers are forked when the pool is built, from a small helper process
-// (the zygote) that also forks their replacements; they see the program's
-// memory as it was then. A worker that dies fails only the task it was
-// running (WorkerLost) and is replaced. The task surface (apply_async, map,
-// imap, close, join, terminate, ...) is TaskPool's. Thread-safe.
+/// A pool of worker processes, Python's multiprocessing.Pool for C++.
+///
+/// \code
+/// int square(int x) { return x * x; }
+/// ...
+/// procpool::Pool pool(4);
+/// std::vector<procpool::AsyncResult<int>> results;
+/// for (int i = 0; i < 10; ++i) results.push_back(pool.apply_async(square, i));
+/// for (auto& r : results) std::cout << r.get() << '\n';
+/// \endcode
+///
+/// The workers are forked when the pool is built, from a small helper process
+/// (the zygote) that also forks their replacements; they see the program's
+/// memory as it was then. A worker that dies fails only the task it was
+/// running (WorkerLost) and is replaced. The task surface (apply_async, map,
+/// imap, close, join, terminate, ...) is TaskPool's. Every member but the
+/// constructors and the destructor is thread-safe.
 class Pool : public TaskPool {
  public:
-  // cpu_count() workers.
+  /// Starts cpu_count() workers. Blocks until they have all started. Throws
+  /// Error if a worker cannot be forked.
   Pool();
-  // `processes` workers; ValueError if processes < 1.
+  /// Starts `processes` workers. Blocks until they have all started. Throws
+  /// ValueError if processes < 1, Error if a worker cannot be forked.
   explicit Pool(int processes);
-  // ValueError if options.processes < 0.
+  /// Starts options.processes workers (0: cpu_count()) with the other
+  /// options. Blocks until they have all started. Throws ValueError if
+  /// options.processes < 0, Error if a worker cannot be forked.
   explicit Pool(PoolOptions options);
 
-  // The pids of the current workers (a replacement has a new pid).
+  /// The pids of the workers running now (a replacement has a new pid; one
+  /// being replaced is missing). Never blocks on the tasks. Throws ValueError
+  /// after close() or terminate(). Thread-safe.
   std::vector<pid_t> worker_pids() const;
 };
 

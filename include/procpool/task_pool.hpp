@@ -1,6 +1,7 @@
-// procpool::TaskPool: the surface every pool shares (apply_async, map, imap,
-// close, join, ...), whatever runs the tasks: procpool::Pool's worker
-// processes on this machine, or procpool::mpi::Pool's ranks across hosts.
+/// \file
+/// procpool::TaskPool: the surface every pool shares (apply_async, map, imap,
+/// close, join, ...), whatever runs the tasks: procpool::Pool's worker
+/// processes on this machine, or procpool::mpi::Pool's ranks across hosts.
 #pragma once
 
 #include <algorithm>
@@ -28,23 +29,39 @@ template <class Range>
 using map_item_t = wire_t<std::ranges::range_value_t<Range>>;
 }  // namespace detail
 
-// Code written against TaskPool& runs unchanged on either pool:
-//
-//   std::vector<int> squares(procpool::TaskPool& pool, const std::vector<int>& xs) {
-//     return pool.map(square, xs);
-//   }
-//
-// Tasks are free functions, captureless lambdas or cereal-serializable
-// function objects, with cereal-serializable arguments. Unless said
-// otherwise, members are thread-safe.
+/// The task surface every pool shares: apply_async, apply, the map family,
+/// close, join, terminate. Code written against TaskPool& runs unchanged on
+/// either pool:
+///
+/// \code
+/// std::vector<int> squares(procpool::TaskPool& pool, const std::vector<int>& xs) {
+///   return pool.map(square, xs);
+/// }
+/// \endcode
+///
+/// Tasks are free functions, captureless lambdas or cereal-serializable
+/// function objects, with cereal-serializable arguments; anything else does
+/// not compile, with a message that says why. Every member but the
+/// destructor is thread-safe: several threads may submit tasks, wait, and
+/// close the pool at once.
 class TaskPool {
  public:
+  /// Not copyable: a pool owns its workers.
   TaskPool(const TaskPool&) = delete;
+  /// Not copyable: a pool owns its workers.
   TaskPool& operator=(const TaskPool&) = delete;
-  // If still running: close(), then join(), so nothing queued is lost. After
-  // terminate() or close(): join(). Blocks until the workers have finished.
+  /// If still running: close(), then join(), so nothing queued is lost. After
+  /// close() or terminate(): join(). Blocks until the workers have exited.
+  /// Never throws. No other call on the pool may run concurrently with it.
   virtual ~TaskPool();
 
+  /// Queues f(args...) to run in a worker and returns its future at once.
+  /// The callable and the arguments are serialized here, on the calling
+  /// thread; the task then waits in the pool's queue (unbounded) until a
+  /// worker is free. Does not wait for the task. Throws ValueError after
+  /// close() or terminate(). An argument that fails to serialize at run time
+  /// fails the result with SerializationError instead of throwing here.
+  /// Thread-safe.
   template <class F, class... Args>
   auto apply_async(F f, const Args&... args) -> AsyncResult<detail::task_result_t<F, Args...>> {
     detail::check_task<F, Args...>();
@@ -55,65 +72,95 @@ class TaskPool {
     return AsyncResult<R>(std::move(state));
   }
 
-  // apply_async(f, args...).get(): blocks until the task has run; throws its error.
+  /// Runs f(args...) in a worker and returns its result:
+  /// apply_async(f, args...).get(). Blocks until the task has finished.
+  /// Throws ValueError after close() or terminate(), else the task's error,
+  /// as AsyncResult::get() does. Thread-safe.
   template <class F, class... Args>
   auto apply(F f, const Args&... args) -> detail::task_result_t<F, Args...> {
     return apply_async(f, args...).get();
   }
 
-  // Applies f to every item; returns the results in input order (void for a
-  // void f). Blocks until all have run. Items travel in chunks of `chunksize`
-  // (0: about four chunks per worker, as Python does). An item that throws
-  // does not stop the others; map then throws the error of the first failed
-  // item (by position). ValueError after close() or terminate().
+  /// Applies f to every item; returns the results in input order (void for a
+  /// void f). Blocks until all have run. Items travel in chunks of `chunksize`
+  /// (0: about four chunks per worker, as Python does). An item that throws
+  /// does not stop the others; map then throws the error of the first failed
+  /// item (by position), as AsyncResult::get() would. Throws ValueError after
+  /// close() or terminate(). Thread-safe.
   template <class F, std::ranges::forward_range Range>
   auto map(F f, const Range& items, std::size_t chunksize = 0) {
     return map_async(f, items, chunksize).get();
   }
-  // As map(), but returns at once with the future of the whole result.
+  /// As map(), but returns at once with the future of the whole result:
+  /// AsyncResult<std::vector<R>>, or AsyncResult<void> for a void f (an empty
+  /// range gives a ready, empty result). The items are serialized here, on
+  /// the calling thread; does not wait for the tasks. Throws ValueError after
+  /// close() or terminate(). Thread-safe.
   template <class F, std::ranges::forward_range Range>
   auto map_async(F f, const Range& items, std::size_t chunksize = 0) {
     return map_chunks<false, detail::map_item_t<Range>>("map_async", f, items, chunksize);
   }
-  // As map(), with each item a tuple unpacked into f's arguments.
+  /// As map(), with each item a tuple (or pair) unpacked into f's arguments.
+  /// Blocks until all have run; throws as map(). Thread-safe.
   template <class F, std::ranges::forward_range Range>
   auto starmap(F f, const Range& items, std::size_t chunksize = 0) {
     return starmap_async(f, items, chunksize).get();
   }
+  /// As map_async(), with each item unpacked as starmap() does. Returns at
+  /// once. Throws ValueError after close() or terminate(). Thread-safe.
   template <class F, std::ranges::forward_range Range>
   auto starmap_async(F f, const Range& items, std::size_t chunksize = 0) {
     return map_chunks<true, detail::map_item_t<Range>>("starmap_async", f, items, chunksize);
   }
-  // Applies f to every item of any input range, lazily: the input is read a
-  // chunk at a time as results are consumed, with a bounded look-ahead, so an
-  // endless range works in bounded memory. Results come in input order. The
-  // range is kept (moved in, or referenced if an lvalue) while the iterator
-  // needs it. ValueError after close()/terminate() or if chunksize is 0.
+  /// Applies f to every item of any input range, lazily: the input is read a
+  /// chunk at a time as results are consumed, with a bounded look-ahead, so an
+  /// endless range works in bounded memory. Results come in input order. The
+  /// range is kept (moved in, or referenced if an lvalue) while the iterator
+  /// needs it. Returns at once without reading the input: the thread that
+  /// consumes the IMapIterator reads it. close() reads the rest of the input
+  /// of every live imap, so that its iterator still works after close() and
+  /// join(); so do not close() the pool while an endless imap is alive.
+  /// Throws ValueError after close() or terminate(), or if chunksize is 0.
+  /// Thread-safe (the IMapIterator it returns is not).
   template <class F, std::ranges::input_range Range>
   auto imap(F f, Range&& items, std::size_t chunksize = 1) {
     return imap_chunks<true>("imap", f, std::forward<Range>(items), chunksize);
   }
-  // As imap(), with results in the order they complete.
+  /// As imap(), with results in the order they complete. Returns at once;
+  /// throws as imap(). Thread-safe.
   template <class F, std::ranges::input_range Range>
   auto imap_unordered(F f, Range&& items, std::size_t chunksize = 1) {
     return imap_chunks<false>("imap_unordered", f, std::forward<Range>(items), chunksize);
   }
 
-  // Takes no more tasks; the workers exit once every queued task has run.
-  // Never blocks. ValueError if already closed or terminated.
+  /// Takes no more tasks; the workers exit once every queued task has run.
+  /// Does not wait for them (see join()), but first hands every live imap's
+  /// remaining input over, reading it on this thread. Throws ValueError if
+  /// already closed or terminated. Thread-safe.
   void close();
-  // Blocks until every worker has exited (after close(): every queued task has
-  // run). ValueError while the pool is still running.
+  /// Blocks until every worker has exited (after close(): every queued task
+  /// has run) and the pool's threads have stopped; returns at once if already
+  /// joined. Throws ValueError while the pool is still running (neither closed
+  /// nor terminated). Thread-safe.
   void join();
-  // Stops the workers now (SIGKILL); unfinished results fail with
-  // PoolTerminated. Never hangs. ValueError if already terminated.
+  /// Stops the workers now (SIGKILL); unfinished results fail with
+  /// PoolTerminated, and their then() callbacks run on this thread. Blocks
+  /// only until the workers are reaped and the pool has joined; never hangs,
+  /// whatever the tasks do. Throws ValueError if already closed or
+  /// terminated. Thread-safe.
   void terminate();
 
-  // The number of workers the pool keeps.
+  /// The number of workers the pool keeps (a dead worker's replacement keeps
+  /// it constant). Never blocks. Throws ValueError after close() or
+  /// terminate(). Thread-safe.
   int size() const;
 
  protected:
+  /// For a derived pool: the task surface over `core`, the engine that runs
+  /// the tasks. Never blocks or throws.
   explicit TaskPool(std::shared_ptr<detail::Executor> core) : core_(std::move(core)) {}
+  /// For a derived pool: the engine behind this surface. Never blocks or
+  /// throws. Thread-safe.
   detail::Executor& executor() const noexcept { return *core_; }
 
  private:
