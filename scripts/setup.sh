@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  g++ meson ninja-build pkg-config cmake git python3
+  g++ meson ninja-build pkg-config cmake git doxygen python3
   libboost-dev libcereal-dev doctest-dev libbenchmark-dev
   python3-matplotlib redis-server redis-tools libhiredis-dev
   clang libclang-rt-14-dev
