@@ -28,13 +28,15 @@ inline bool quick() {
   return v != nullptr && *v != '\0' && std::string(v) != "0";
 }
 
-// The CPU-bound task: 10,000,000 xorshift64 steps, about 9 ms on the 2-core
+// The CPU-bound task: 10,000,000 xorshift64 steps, about 17 ms on the 2-core
 // EPYC VM. A dependent chain on a seed known only at run time, so the
-// compiler can neither fold nor vectorize it.
+// compiler can neither fold nor vectorize it. Never inlined: inlined into the
+// serial loop, two calls' chains were interleaved on one core, which made the
+// serial baseline twice as fast as one task alone and every speed-up look halved.
 constexpr std::uint32_t cpu_task_steps = 10'000'000;
 constexpr int cpu_tasks = 16;  // per iteration: 8 per worker on 2 workers
 
-inline std::uint64_t cpu_task(std::uint64_t seed) {
+[[gnu::noinline]] inline std::uint64_t cpu_task(std::uint64_t seed) {
   std::uint64_t x = seed | 1;  // xorshift stays at 0 from 0
   for (std::uint32_t i = 0; i < cpu_task_steps; ++i) {
     x ^= x << 13;

@@ -121,7 +121,7 @@ static void BM_SerialCpuBound(benchmark::State& state) {
 }
 BENCHMARK(BM_SerialCpuBound)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// CPU-bound, pool: submit 16 cpu_task()s (~9 ms each) to 2 threads, then get() all; speed-up = serial / this.
+// CPU-bound, pool: submit 16 cpu_task()s (~17 ms each) to 2 threads, then get() all; speed-up = serial / this.
 static void BM_ThreadPoolCpuBound(benchmark::State& state) {
     procpool_bench::ThreadPool pool(kWorkers);
     std::vector<std::future<std::uint64_t>> futures;
