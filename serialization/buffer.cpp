@@ -80,7 +80,13 @@ int OutputBuffer::release_memfd() noexcept {
   memfd_ = -1;
   storage_ = Storage::window;
   end_ = cur_ = begin_ = nullptr;
-  ::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+  // F_SEAL_WRITE fails (EBUSY) while the kernel still holds an extra
+  // reference to a page, as it briefly may to pages just faulted in on
+  // another CPU. We hold no mapping any more, so sealing future writes is
+  // as good: nobody can write to it from now on.
+  if (::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+    ::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL);
+  }
   return fd;
 }
 

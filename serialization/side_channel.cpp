@@ -44,9 +44,10 @@ InputBuffer open_payload(const FrameView& frame, int socket, std::optional<SideC
 }
 
 SideChannelPayload::SideChannelPayload(UniqueFd memfd, std::size_t size) : memfd_(std::move(memfd)), size_(size) {
-  constexpr int required_seals = F_SEAL_SHRINK | F_SEAL_WRITE;
+  // Sealed against shrinking (reads past a shrunk end would fault) and
+  // against writes, now or future ones (see OutputBuffer::release_memfd).
   const int seals = ::fcntl(memfd_.get(), F_GET_SEALS);
-  if (seals < 0 || (seals & required_seals) != required_seals) {
+  if (seals < 0 || (seals & F_SEAL_SHRINK) == 0 || (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) == 0) {
     throw SerializationError("procpool: a large payload arrived in a memfd that is not sealed");
   }
   struct stat st {};
