@@ -83,7 +83,8 @@ class TaskPool {
 
   /// Applies f to every item; returns the results in input order (void for a
   /// void f). Blocks until all have run. Items travel in chunks of `chunksize`
-  /// (0: about four chunks per worker, as Python does). An item that throws
+  /// (0: about four chunks per worker, as Python does, but at most 4096 items
+  /// per chunk, so small items go through shared memory). An item that throws
   /// does not stop the others; map then throws the error of the first failed
   /// item (by position), as AsyncResult::get() would. Throws ValueError after
   /// close() or terminate(). Thread-safe.

@@ -178,11 +178,17 @@ class ChunkState final : public ResultStateBase {
   std::vector<ItemOutcome<R>> outcomes_;
 };
 
-// Python's automatic chunk size: about four chunks per worker.
+// At most this many items per automatic chunk: a chunk of small items (4096
+// ints are about 20 KiB) then travels through the shared-memory rings, whose
+// pages stay warm, instead of a fresh memfd per chunk.
+inline constexpr std::size_t max_auto_chunksize = 4096;
+
+// Python's automatic chunk size, about four chunks per worker, capped.
 inline std::size_t auto_chunksize(std::size_t items, int workers) {
   if (items == 0) return 1;
   const std::size_t per = static_cast<std::size_t>(workers) * 4;
-  return items / per + (items % per != 0 ? 1 : 0);
+  const std::size_t python = items / per + (items % per != 0 ? 1 : 0);
+  return python < max_auto_chunksize ? python : max_auto_chunksize;
 }
 
 }  // namespace procpool::detail
