@@ -90,7 +90,7 @@ class TaskPool {
   /// close() or terminate(). Thread-safe.
   template <class F, std::ranges::forward_range Range>
   auto map(F f, const Range& items, std::size_t chunksize = 0) {
-    return map_async(f, items, chunksize).get();
+    return map_async(f, items, chunksize).take();
   }
   /// As map(), but returns at once with the future of the whole result:
   /// AsyncResult<std::vector<R>>, or AsyncResult<void> for a void f (an empty
@@ -105,7 +105,7 @@ class TaskPool {
   /// Blocks until all have run; throws as map(). Thread-safe.
   template <class F, std::ranges::forward_range Range>
   auto starmap(F f, const Range& items, std::size_t chunksize = 0) {
-    return starmap_async(f, items, chunksize).get();
+    return starmap_async(f, items, chunksize).take();
   }
   /// As map_async(), with each item unpacked as starmap() does. Returns at
   /// once. Throws ValueError after close() or terminate(). Thread-safe.

@@ -103,6 +103,8 @@ class ResultState final : public ResultStateBase {
   }
   // Valid once ready() and error() is null.
   const T& value() const noexcept { return *value_; }
+  // Moves the value out, for a holder that knows nobody else will read it.
+  T take_value() { return std::move(*value_); }
 
  private:
   std::optional<T> value_;
