@@ -19,6 +19,7 @@ int sleep_then_return(int ms, int value) {
   return value;
 }
 int fail_with(int code) { throw std::invalid_argument("bad code " + std::to_string(code)); }
+std::vector<int> numbers(int n) { return std::vector<int>(static_cast<std::size_t>(n), 7); }
 
 }  // namespace
 
@@ -53,6 +54,23 @@ TEST_CASE("async_result - an empty result throws ValueError" * doctest::timeout(
   CHECK_FALSE(empty.ready());
   CHECK_THROWS_AS(empty.get(), procpool::ValueError);
   CHECK_THROWS_AS(empty.wait(), procpool::ValueError);
+}
+
+TEST_CASE("async_result - get() on an rvalue moves the value out only when no copy shares it" * doctest::timeout(30)) {
+  procpool::Pool pool(1);
+  auto result = pool.apply_async(numbers, 1000);
+  auto copy = result;
+  CHECK(std::move(result).get().size() == 1000);  // shared with `copy`: copied
+  CHECK(result.ready());
+  CHECK(copy.get().size() == 1000);
+  result = {};
+  std::this_thread::sleep_for(50ms);  // the pool drops its own reference once the result is in
+  CHECK(std::move(copy).get().size() == 1000);  // the only one left: moved out
+  CHECK_FALSE(copy.ready());
+  CHECK_THROWS_AS(copy.get(), procpool::ValueError);
+  CHECK(pool.apply_async(numbers, 3).get() == std::vector<int>{7, 7, 7});
+  pool.close();
+  pool.join();
 }
 
 TEST_CASE("async_result - then runs once, on the pool's result thread, with value or error" * doctest::timeout(30)) {

@@ -52,8 +52,23 @@ class [[nodiscard]] AsyncResult {
   /// TaskTimeout, SerializationError or PoolTerminated. While it waits, the
   /// calling thread takes results off the pool's rings itself. Throws
   /// ValueError if the result is empty. Thread-safe.
-  T get() const {
+  T get() const& {
     checked().wait();
+    return outcome();
+  }
+  /// As get(), on a result about to go away (`pool.apply_async(f, x).get()`,
+  /// or `std::move(r).get()`): if no copy of this AsyncResult shares its
+  /// state, the value is moved out rather than copied, which for a large
+  /// value saves a copy and its memory; the result is then empty. Otherwise
+  /// as get(). Thread-safe.
+  T get() && {
+    checked().wait();
+    if constexpr (!std::is_void_v<T>) {
+      if (state_.use_count() == 1 && !state_->error()) {
+        auto state = std::move(state_);
+        return state->take_value();
+      }
+    }
     return outcome();
   }
   /// As get(), but throws TimeoutError if the task has not finished within
