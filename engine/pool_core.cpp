@@ -408,8 +408,8 @@ void PoolCore::end_pumping() noexcept {
 
 bool PoolCore::drain_results(int index) {
   Slot& slot = slots_[static_cast<std::size_t>(index)];
-  // Read a batch of ready frames first, match them to their tasks under one
-  // lock, complete them outside it, and hand the space back in one store.
+  // Read a batch of ready frames first, complete their tasks, then hand the
+  // space back to the worker in one store.
   std::array<FrameView, drain_batch> frames;
   std::size_t count = 0;
   std::uint64_t position = slot.results.head_position();
