@@ -122,16 +122,7 @@ void PoolCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
   // Serialize outside the lock, into a per-thread buffer that is reused.
   thread_local OutputBuffer out;
   out.reset(nullptr, 0, ring_capacity / 4);
-  try {
-    encode(out);
-  } catch (const SerializationError&) {
-    state->fail(std::current_exception());
-    return;
-  } catch (const std::exception& e) {
-    state->fail(std::make_exception_ptr(
-        SerializationError(std::string("procpool::Pool::") + call + ": cannot serialize the task: " + e.what())));
-    return;
-  }
+  if (!serialize_or_fail("procpool::Pool::", call, *state, encode, out)) return;
   state->set_source(weak_from_this());
   Task task;
   task.state = std::move(state);

@@ -36,17 +36,11 @@ void MpiCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
   thread_local OutputBuffer out;
   out.reset(nullptr, 0, inline_limit);
   const MessageHeader blank;
-  try {
-    out.write(&blank, sizeof blank);
-    encode(out);
-  } catch (const SerializationError&) {
-    state->fail(std::current_exception());
-    return;
-  } catch (const std::exception& e) {
-    state->fail(std::make_exception_ptr(
-        SerializationError(std::string("procpool::mpi::Pool::") + call + ": cannot serialize the task: " + e.what())));
-    return;
-  }
+  const auto with_header = [&](OutputBuffer& o) {
+    o.write(&blank, sizeof blank);
+    encode(o);
+  };
+  if (!serialize_or_fail("procpool::mpi::Pool::", call, *state, with_header, out)) return;
   Task task;
   task.header = layout(out.size() - sizeof blank, inline_limit, manager_->max_message());
   task.header.pool_id = id_;

@@ -1,0 +1,24 @@
+#include "procpool/detail/executor.hpp"
+
+#include <exception>
+#include <string>
+
+#include "procpool/errors.hpp"
+
+namespace procpool::detail {
+
+bool Executor::serialize_or_fail(const char* pool, const char* call, ResultStateBase& state,
+                                 FunctionRef<void(OutputBuffer&)> encode, OutputBuffer& out) {
+  try {
+    encode(out);
+    return true;
+  } catch (const SerializationError&) {
+    state.fail(std::current_exception());
+  } catch (const std::exception& e) {
+    state.fail(std::make_exception_ptr(
+        SerializationError(std::string(pool) + call + ": cannot serialize the task: " + e.what())));
+  }
+  return false;
+}
+
+}  // namespace procpool::detail
