@@ -28,9 +28,10 @@ std::atomic<std::uint64_t>* progress = nullptr;
 constexpr std::size_t shared_size = sizeof(std::atomic<std::uint32_t>) * task_count + 64;
 
 int finish_task(int id) {
-  // A little work, so kills land mid-task as well as between tasks.
+  // Some work (a few microseconds), so kills land mid-task as well as between
+  // tasks, and the run lasts long enough for dozens of kills.
   volatile std::uint64_t x = 0;
-  for (int i = 0; i < 200; ++i) x = x + static_cast<std::uint64_t>(i) * static_cast<std::uint64_t>(id);
+  for (int i = 0; i < 2000; ++i) x = x + static_cast<std::uint64_t>(i) * static_cast<std::uint64_t>(id);
   completions[id].fetch_add(1, std::memory_order_relaxed);
   progress->fetch_add(1, std::memory_order_relaxed);
   return id;
