@@ -479,13 +479,20 @@ void Manager::callback_loop() {
   }
 }
 
+bool Manager::lost_a_rank() const {
+  std::lock_guard lock(mutex_);
+  return std::any_of(workers_.begin(), workers_.end(), [](const Worker& w) { return w.lost; });
+}
+
 void Manager::send_shutdown() noexcept {
   try {
+    // Tells the workers whether a rank died: they then skip MPI_Finalize too.
+    const char rank_lost = lost_a_rank() ? 1 : 0;
     std::vector<MPI_Request> requests;
     for (const Worker& w : workers_) {
       if (w.lost) continue;
       MPI_Request request = MPI_REQUEST_NULL;
-      check(MPI_Isend(nullptr, 0, MPI_BYTE, w.info.rank, tag_shutdown, comm_, &request), "MPI_Isend");
+      check(MPI_Isend(&rank_lost, 1, MPI_BYTE, w.info.rank, tag_shutdown, comm_, &request), "MPI_Isend");
       requests.push_back(request);
     }
     wait_all(requests, "MPI_Testall");

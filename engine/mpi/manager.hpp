@@ -83,6 +83,8 @@ class Manager {
   // Waits until every task sent has been answered, tells the workers to
   // leave, and stops the threads. Idempotent.
   void stop() noexcept;
+  // Whether a worker rank was found dead (its tasks failed with WorkerLost).
+  bool lost_a_rank() const;
 
  private:
   struct Worker {
@@ -131,7 +133,7 @@ class Manager {
   MPI_Comm comm_;
   std::size_t max_message_;
 
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::vector<Worker> workers_;
   std::deque<Task> backlog_;

@@ -58,7 +58,8 @@ void take_cancels(MPI_Comm comm, std::set<std::uint64_t>& cancelled) {
 
 // A worker rank: takes tasks from rank 0 in order, runs each as a local pool
 // worker does, and sends the result back, until rank 0 says to leave.
-void serve(MPI_Comm comm, std::size_t max_message) {
+// Returns whether rank 0 saw a worker rank die (then MPI_Finalize must be skipped).
+bool serve(MPI_Comm comm, std::size_t max_message) {
   const auto pid = static_cast<std::int32_t>(::getpid());
   OutputBuffer out;
   std::vector<char> message;
@@ -80,7 +81,7 @@ void serve(MPI_Comm comm, std::size_t max_message) {
     check(MPI_Get_count(&status, MPI_BYTE, &count), "MPI_Get_count");
     message.resize(static_cast<std::size_t>(count));
     check(MPI_Mrecv(message.data(), count, MPI_BYTE, &handle, MPI_STATUS_IGNORE), "MPI_Mrecv");
-    if (status.MPI_TAG == tag_shutdown) return;
+    if (status.MPI_TAG == tag_shutdown) return !message.empty() && message[0] != 0;
     if (status.MPI_TAG == tag_cancel && message.size() == sizeof(std::uint64_t)) {
       std::uint64_t pool = 0;
       std::memcpy(&pool, message.data(), sizeof pool);
@@ -177,15 +178,18 @@ void Runtime::start(int* argc, char*** argv, RuntimeOptions options) {
 
   if (impl_->rank != 0) {
     int status = 0;
+    bool rank_lost = false;
     try {
-      detail::serve(impl_->comm, impl_->max_message);
+      rank_lost = detail::serve(impl_->comm, impl_->max_message);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "procpool::mpi: worker rank %d: %s\n", impl_->rank, e.what());
       MPI_Abort(MPI_COMM_WORLD, 1);
       status = 1;
     }
-    MPI_Comm_free(&impl_->comm);
-    MPI_Finalize();
+    if (!rank_lost) {
+      MPI_Comm_free(&impl_->comm);
+      MPI_Finalize();
+    }
     std::exit(status);
   }
   if (provided < MPI_THREAD_SERIALIZED) {
@@ -218,6 +222,10 @@ Runtime::~Runtime() {
     if (auto pool = weak.lock()) pool->runtime_ending();
   }
   if (impl_->manager) impl_->manager->stop();
+  // After a worker rank died (under mpirun --enable-recovery), Open MPI 4.1's
+  // MPI_Finalize may wait forever for it (seen 1 run in 6): every rank skips
+  // it then, which mpirun accepts in that mode.
+  if (impl_->manager && impl_->manager->lost_a_rank()) return;
   MPI_Comm_free(&impl_->comm);
   MPI_Finalize();
 }

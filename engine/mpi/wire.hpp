@@ -22,7 +22,7 @@ enum Tag : int {
   tag_result = 3,        // a worker to rank 0: MessageHeader (+ payload)
   tag_result_piece = 4,  // a worker to rank 0: the next piece of a result's payload
   tag_cancel = 5,        // rank 0 to a worker: a pool id whose tasks to drop (terminate)
-  tag_shutdown = 6,      // rank 0 to a worker: leave (empty)
+  tag_shutdown = 6,      // rank 0 to a worker: leave (one byte: 1 if a worker rank died)
 };
 
 enum HeaderFlags : std::uint32_t {
