@@ -14,29 +14,18 @@
 #include <vector>
 
 #include "bench_support.hpp"
+#include "task_pool_workloads.hpp"
 
 namespace {
 
 namespace pb = procpool_bench;
 
 constexpr int workers = 2;
-constexpr int batch = 10000;
 constexpr int map_items = 1'000'000;
 constexpr std::size_t echo_bytes = std::size_t{16} << 20;
 
-int noop(int x) { return x; }
+using pb::noop;
 std::vector<char> echo(std::vector<char> bytes) { return bytes; }
-
-// `tasks` no-ops through apply_async, collected a batch at a time.
-void run_noops(procpool::Pool& pool, std::int64_t tasks) {
-  std::vector<procpool::AsyncResult<int>> results;
-  results.reserve(batch);
-  for (std::int64_t done = 0; done < tasks; done += batch) {
-    results.clear();
-    for (int i = 0; i < batch; ++i) results.push_back(pool.apply_async(noop, i));
-    for (auto& r : results) benchmark::DoNotOptimize(r.get());
-  }
-}
 
 double pss_kib_sum(const std::vector<pid_t>& pids) {
   double sum = 0;
@@ -49,27 +38,14 @@ double pss_kib_sum(const std::vector<pid_t>& pids) {
 // Throughput: apply_async 10000 no-op tasks, then get() all; items_per_second = tasks/s.
 static void BM_PoolApplyAsyncNoop(benchmark::State& state) {
   procpool::Pool pool(workers);
-  std::vector<procpool::AsyncResult<int>> results;
-  results.reserve(batch);
-  std::int64_t sum = 0;
-  for (auto _ : state) {
-    results.clear();
-    for (int i = 0; i < batch; ++i) results.push_back(pool.apply_async(noop, i));
-    for (auto& r : results) sum += r.get();
-  }
-  benchmark::DoNotOptimize(sum);
-  state.SetItemsProcessed(state.iterations() * batch);
+  pb::time_apply_async_noop(state, pool);
 }
 BENCHMARK(BM_PoolApplyAsyncNoop)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Latency: one apply_async(noop, i).get() per iteration; real_time is the round trip.
 static void BM_PoolRoundTrip(benchmark::State& state) {
   procpool::Pool pool(workers);
-  int i = 0;
-  for (auto _ : state) {
-    int r = pool.apply_async(noop, i++).get();
-    benchmark::DoNotOptimize(r);
-  }
+  pb::time_round_trip(state, pool);
 }
 BENCHMARK(BM_PoolRoundTrip)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
@@ -191,7 +167,7 @@ BENCHMARK(BM_PoolIdleCpu)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime(
 // Memory: workers' PSS after 100k warm-up no-ops and after 10M more (1M quick); growth_bytes_per_task = their PSS growth / tasks.
 static void BM_PoolWorkerMemory(benchmark::State& state) {
   procpool::Pool pool(workers);
-  run_noops(pool, 100'000);
+  benchmark::DoNotOptimize(pb::run_noops(pool, 100'000));
   const std::int64_t tasks = pb::quick() ? 1'000'000 : 10'000'000;
   for (auto _ : state) {
     auto pids = pool.worker_pids();
@@ -200,7 +176,7 @@ static void BM_PoolWorkerMemory(benchmark::State& state) {
     std::erase_if(others, [&](pid_t p) { return std::binary_search(pids.begin(), pids.end(), p); });
     const double before = pss_kib_sum(pids);
     const double parent_before = pb::pss_kib(0);
-    run_noops(pool, tasks);
+    benchmark::DoNotOptimize(pb::run_noops(pool, tasks));
     const double after = pss_kib_sum(pids);
     const double parent_after = pb::pss_kib(0);
     auto pids_after = pool.worker_pids();

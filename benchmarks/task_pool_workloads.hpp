@@ -1,0 +1,57 @@
+// task_pool_workloads.hpp - the no-op workloads that bm_pool.cpp and
+// bm_mpi.cpp both time, written once against procpool::TaskPool, so the
+// local pool and the MPI pool run exactly the same code.
+#pragma once
+
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <procpool/task_pool.hpp>
+#include <vector>
+
+namespace procpool_bench {
+
+constexpr int noop_batch = 10000;  // tasks out at once in the throughput figure
+
+inline int noop(int x) { return x; }
+
+// `tasks` no-ops through apply_async, `noop_batch` submitted before any is
+// collected; returns the sum of the results. The futures go into `results`,
+// reused so that timed loops allocate no vector.
+inline std::int64_t run_noops(procpool::TaskPool& pool, std::int64_t tasks,
+                              std::vector<procpool::AsyncResult<int>>& results) {
+  std::int64_t sum = 0;
+  for (std::int64_t done = 0; done < tasks; done += noop_batch) {
+    results.clear();
+    for (int i = 0; i < noop_batch; ++i) results.push_back(pool.apply_async(noop, i));
+    for (auto& r : results) sum += r.get();
+  }
+  return sum;
+}
+
+inline std::int64_t run_noops(procpool::TaskPool& pool, std::int64_t tasks) {
+  std::vector<procpool::AsyncResult<int>> results;
+  results.reserve(noop_batch);
+  return run_noops(pool, tasks, results);
+}
+
+// Throughput: one batch of no-ops per iteration; items_per_second = tasks/s.
+inline void time_apply_async_noop(benchmark::State& state, procpool::TaskPool& pool) {
+  std::vector<procpool::AsyncResult<int>> results;
+  results.reserve(noop_batch);
+  std::int64_t sum = 0;
+  for (auto _ : state) sum += run_noops(pool, noop_batch, results);
+  benchmark::DoNotOptimize(sum);
+  state.SetItemsProcessed(state.iterations() * noop_batch);
+}
+
+// Latency: one apply_async(noop, i).get() per iteration; real_time is the round trip.
+inline void time_round_trip(benchmark::State& state, procpool::TaskPool& pool) {
+  int i = 0;
+  for (auto _ : state) {
+    int r = pool.apply_async(noop, i++).get();
+    benchmark::DoNotOptimize(r);
+  }
+}
+
+}  // namespace procpool_bench
