@@ -11,13 +11,13 @@
 #include <exception>
 #include <poll.h>
 #include <pthread.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <thread>
 #include <typeinfo>
 #include <unistd.h>
 
 #include "engine/current_process.hpp"
+#include "engine/pidfd.hpp"
 
 namespace procpool {
 
@@ -28,8 +28,6 @@ using Clock = std::chrono::steady_clock;
 [[noreturn]] void misuse(const char* call, const char* what) {
   throw ValueError(std::string("procpool::Process::") + call + ": " + what);
 }
-
-int pidfd_open(pid_t pid) noexcept { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
 std::string demangle(const char* mangled) {
   int status = 0;
@@ -55,7 +53,7 @@ std::string describe_current_exception() {
 // however it ended. PR_SET_PDEATHSIG would fire when the forking *thread*
 // exits, which is not the parent's death.
 void watch_parent(pid_t parent) {
-  const int parent_fd = pidfd_open(parent);
+  const int parent_fd = detail::pidfd_open(parent);
   // Gone already (we were reparented): die as the watcher would have made us.
   if ((parent_fd < 0 && errno == ESRCH) || ::getppid() != parent) ::kill(::getpid(), SIGKILL);
   if (parent_fd < 0) {
@@ -111,7 +109,7 @@ void Process::start() {
   if (pid == 0) run_child(parent);
   if (pid < 0) throw Error(std::string("procpool::Process::start: cannot fork: ") + std::strerror(errno));
   // Until it is registered, nobody else reaps the child: its pid stays ours.
-  const int pidfd = pidfd_open(pid);
+  const int pidfd = detail::pidfd_open(pid);
   const int pidfd_error = errno;
   std::shared_ptr<detail::ChildRecord> record;
   if (pidfd >= 0) {

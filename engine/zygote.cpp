@@ -10,13 +10,13 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 
 #include "procpool/errors.hpp"
 #include "engine/fd_passing.hpp"
+#include "engine/pidfd.hpp"
 
 namespace procpool::detail {
 
@@ -38,7 +38,7 @@ class ZygoteProcess {
     sigchld_ = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
     // A pidfd becomes readable when the whole parent process is gone, whichever
     // thread forked us (PR_SET_PDEATHSIG would fire when that thread exits).
-    parent_ = static_cast<int>(::syscall(SYS_pidfd_open, parent, 0));
+    parent_ = pidfd_open(parent);
     if (sigchld_ < 0 || parent_ < 0 || ::getppid() != parent) ::_exit(0);
   }
 
@@ -171,7 +171,7 @@ void Zygote::shutdown(std::chrono::milliseconds grace) noexcept {
   if (pid_ <= 0) return;
   request({ZygoteRequest::Op::shutdown, 0, 0, 0});
   // Sleep until it has exited (its pidfd turns readable), not in polling rounds.
-  const UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));
+  const UniqueFd pidfd(pidfd_open(pid_));
   const auto deadline = std::chrono::steady_clock::now() + grace;
   int status = 0;
   while (::waitpid(pid_, &status, WNOHANG) == 0) {
