@@ -13,7 +13,6 @@
 
 #include "engine/current_process.hpp"
 #include "engine/worker.hpp"
-#include "procpool/detail/error_codec.hpp"
 #include "serialization/side_channel.hpp"
 
 namespace procpool::detail {
@@ -439,24 +438,8 @@ bool PoolCore::drain_results(int index) {
 
 void PoolCore::complete(Task& task, const FrameView& frame, int index) {
   Slot& slot = slots_[static_cast<std::size_t>(index)];
-  try {
-    std::optional<SideChannelPayload> side;
-    InputBuffer in = open_payload(frame, slot.socket.get(), side);
-    std::uint8_t status = 0;
-    in.read(&status, 1);
-    if (status == static_cast<std::uint8_t>(ResultStatus::value)) {
-      task.state->deliver(in, slot.pid);
-    } else if (status == static_cast<std::uint8_t>(ResultStatus::error)) {
-      task.state->fail(decode_exception(in, slot.pid));
-    } else {
-      throw SerializationError("procpool: a result frame has an unknown status " + std::to_string(status));
-    }
-  } catch (const SerializationError&) {
-    task.state->fail(std::current_exception());
-  } catch (const std::exception& e) {
-    task.state->fail(
-        std::make_exception_ptr(SerializationError(std::string("procpool: cannot deserialize a task's result: ") + e.what())));
-  }
+  std::optional<SideChannelPayload> side;
+  complete_from_result(*task.state, [&] { return open_payload(frame, slot.socket.get(), side); }, slot.pid);
 }
 
 bool PoolCore::handle_events() {
@@ -623,7 +606,7 @@ void PoolCore::task_count_changed(std::ptrdiff_t delta) {
   // and the drainer a cache line they would pass back and forth per task.
   if (options_.task_timeout.count() <= 0) return;
   const std::size_t before = inflight_total_.fetch_add(static_cast<std::size_t>(delta), std::memory_order_relaxed);
-  if (before == 0 && delta > 0 && options_.task_timeout.count() > 0 && monitor_wake_) {
+  if (before == 0 && delta > 0 && monitor_wake_) {
     // Wake the monitor so it starts watching the clock.
     const std::uint64_t one = 1;
     [[maybe_unused]] const auto n = ::write(monitor_wake_.get(), &one, sizeof one);

@@ -3,9 +3,10 @@
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
-#include <malloc.h>
 #include <exception>
+#include <malloc.h>
 #include <optional>
+#include <string>
 #include <unistd.h>
 
 #include "procpool/detail/code_ref.hpp"
@@ -139,6 +140,26 @@ void run_payload(FunctionRef<InputBuffer()> open, OutputBuffer& out) noexcept {
     } catch (...) {
     }
     encode_current_exception(out);
+  }
+}
+
+void complete_from_result(ResultStateBase& state, FunctionRef<InputBuffer()> open, pid_t worker_pid) noexcept {
+  try {
+    InputBuffer in = open();
+    std::uint8_t status = 0;
+    in.read(&status, 1);
+    if (status == static_cast<std::uint8_t>(ResultStatus::value)) {
+      state.deliver(in, worker_pid);
+    } else if (status == static_cast<std::uint8_t>(ResultStatus::error)) {
+      state.fail(decode_exception(in, worker_pid));
+    } else {
+      throw SerializationError("procpool: a result has an unknown status " + std::to_string(status));
+    }
+  } catch (const SerializationError&) {
+    state.fail(std::current_exception());
+  } catch (const std::exception& e) {
+    state.fail(std::make_exception_ptr(
+        SerializationError(std::string("procpool: cannot deserialize a task's result: ") + e.what())));
   }
 }
 

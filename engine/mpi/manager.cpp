@@ -7,17 +7,16 @@
 #include <cstring>
 #include <fstream>
 
-#include "procpool/detail/error_codec.hpp"
+#include "engine/worker.hpp"
 #include "procpool/errors.hpp"
 
 namespace procpool::mpi::detail {
 
 namespace {
 
-using procpool::detail::decode_exception;
 using procpool::detail::deferred_callbacks;
+using procpool::detail::complete_from_result;
 using procpool::detail::InputBuffer;
-using procpool::detail::ResultStatus;
 using procpool::detail::run_callbacks;
 
 // Tasks sent ahead to one worker: the one it runs and the next, waiting in
@@ -37,26 +36,6 @@ bool process_gone(pid_t pid) {
   if (!std::getline(stat, line)) return true;
   const auto paren = line.rfind(')');
   return paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] == 'Z';
-}
-
-// As the local pool reads a result: a status, then the value or the error.
-void complete_from_result(ResultStateBase& state, InputBuffer& in, pid_t worker_pid) noexcept {
-  try {
-    std::uint8_t status = 0;
-    in.read(&status, 1);
-    if (status == static_cast<std::uint8_t>(ResultStatus::value)) {
-      state.deliver(in, worker_pid);
-    } else if (status == static_cast<std::uint8_t>(ResultStatus::error)) {
-      state.fail(decode_exception(in, worker_pid));
-    } else {
-      throw SerializationError("procpool: a result has an unknown status " + std::to_string(status));
-    }
-  } catch (const SerializationError&) {
-    state.fail(std::current_exception());
-  } catch (const std::exception& e) {
-    state.fail(std::make_exception_ptr(
-        SerializationError(std::string("procpool: cannot deserialize a task's result: ") + e.what())));
-  }
 }
 
 std::exception_ptr protocol_error(int source, const std::string& what) {
@@ -354,14 +333,7 @@ bool Manager::advance_locked(Incoming& incoming, std::vector<Completion>& done) 
       return true;
     }
     incoming.payload.resize(header.size);
-    for (std::uint64_t offset = 0; offset < header.size; offset += header.piece) {
-      const auto n = static_cast<int>(std::min(header.piece, header.size - offset));
-      MPI_Request request = MPI_REQUEST_NULL;
-      check(MPI_Irecv(incoming.payload.data() + offset, n, MPI_BYTE, incoming.source, tag_result_piece, comm_,
-                      &request),
-            "MPI_Irecv");
-      incoming.receives.push_back(request);
-    }
+    post_piece_receives(comm_, incoming.source, tag_result_piece, header, incoming.payload.data(), incoming.receives);
     incoming.pieces_posted = true;
     if (!incoming.receives.empty()) return false;
   }
@@ -454,8 +426,7 @@ void Manager::finish(std::vector<Completion>& done) noexcept {
     if (c.error) {
       c.state->fail(c.error);
     } else {
-      InputBuffer in(c.bytes.data() + c.offset, c.size);
-      complete_from_result(*c.state, in, c.pid);
+      complete_from_result(*c.state, [&] { return InputBuffer(c.bytes.data() + c.offset, c.size); }, c.pid);
     }
     c.ledger->closed();
   }

@@ -98,13 +98,7 @@ bool serve(MPI_Comm comm, std::size_t max_message) {
     if (header.piece != 0) {
       if (header.piece > INT_MAX) throw Error("procpool::mpi: a task came in pieces over INT_MAX bytes");
       payload.resize(header.size);
-      for (std::uint64_t offset = 0; offset < header.size; offset += header.piece) {
-        MPI_Request request = MPI_REQUEST_NULL;
-        check(MPI_Irecv(payload.data() + offset, static_cast<int>(std::min(header.piece, header.size - offset)),
-                        MPI_BYTE, 0, tag_task_piece, comm, &request),
-              "MPI_Irecv");
-        requests.push_back(request);
-      }
+      post_piece_receives(comm, 0, tag_task_piece, header, payload.data(), requests);
       wait_all(requests, "MPI_Testall");
       data = payload.data();
     } else if (message.size() != sizeof header + header.size) {

@@ -70,4 +70,14 @@ void post_message(MPI_Comm comm, int dest, int tag, char* message, const Message
   }
 }
 
+void post_piece_receives(MPI_Comm comm, int source, int piece_tag, const MessageHeader& header, char* payload,
+                         std::vector<MPI_Request>& requests) {
+  for (std::uint64_t offset = 0; offset < header.size; offset += header.piece) {
+    const auto n = static_cast<int>(std::min(header.piece, header.size - offset));
+    MPI_Request request = MPI_REQUEST_NULL;
+    check(MPI_Irecv(payload + offset, n, MPI_BYTE, source, piece_tag, comm, &request), "MPI_Irecv");
+    requests.push_back(request);
+  }
+}
+
 }  // namespace procpool::mpi::detail

@@ -73,6 +73,11 @@ void wait_all(std::vector<MPI_Request>& requests, const char* what);
 void post_message(MPI_Comm comm, int dest, int tag, char* message, const MessageHeader& header,
                   const char* payload, int piece_tag, std::vector<MPI_Request>& requests);
 
+// Posts the receives of a payload that comes in pieces (header.piece, at most
+// INT_MAX, is not 0) into `payload`, which has room for header.size bytes.
+void post_piece_receives(MPI_Comm comm, int source, int piece_tag, const MessageHeader& header, char* payload,
+                         std::vector<MPI_Request>& requests);
+
 // How the sender lays a payload out: inline below `inline_limit` bytes, else
 // in pieces of at most `max_message` bytes.
 MessageHeader layout(std::uint64_t size, std::size_t inline_limit, std::size_t max_message);
