@@ -16,7 +16,6 @@ int cpu_count() {
   return 1;
 }
 
-
 namespace {
 PoolOptions with_processes(int processes) {
   if (processes < 1) throw ValueError("procpool::Pool: processes must be at least 1");

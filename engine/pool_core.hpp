@@ -145,7 +145,6 @@ class PoolCore final : public Executor {
   std::mutex callbacks_mutex_;
   std::vector<std::function<void()>> pumped_callbacks_;  // collected by pumpers, run by the result thread
 
-
   std::mutex events_mutex_;
   std::vector<Event> events_;
   std::atomic<std::uint32_t> signals_{0};  // bumped by other threads to wake the result thread

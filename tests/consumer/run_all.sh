@@ -111,7 +111,6 @@ way_cmake() {
   in_readme 'build/app'
   check_app build/app shared
 
-
   echo "== CMake, static"
   mkdir "$work/cmake-static" && cd "$work/cmake-static"
   cp "$here/app.cpp" "$here/CMakeLists.txt" .

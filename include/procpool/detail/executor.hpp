@@ -47,8 +47,6 @@ class Executor : public ResultSource, public std::enable_shared_from_this<Execut
   // returns false.
   static bool serialize_or_fail(const char* pool, const char* call, ResultStateBase& state,
                                 FunctionRef<void(OutputBuffer&)> encode, OutputBuffer& out);
-
- protected:
   // For close(): a lazy imap still holding input hands all of it over now, as
   // Python's imap (which reads its input eagerly) would already have done.
   void flush_inputs() noexcept;
