@@ -46,6 +46,14 @@ constexpr int cpu_tasks = 16;  // per iteration: 8 per worker on 2 workers
   return x;
 }
 
+// The serial baseline both programs time: one iteration's cpu_task()s, one
+// after the other on this thread.
+inline std::uint64_t run_cpu_tasks_serially() {
+  std::uint64_t sum = 0;
+  for (int i = 0; i < cpu_tasks; ++i) sum += cpu_task(static_cast<std::uint64_t>(i));
+  return sum;
+}
+
 // The parent pid of `pid` from /proc/<pid>/stat, or -1 if it has gone.
 inline pid_t parent_of(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");

@@ -113,11 +113,7 @@ BENCHMARK(BM_ThreadPoolEcho16MiB)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // CPU-bound, serial: the 16 cpu_task()s of BM_ThreadPoolCpuBound one after the other; compare.py divides the two times.
 static void BM_SerialCpuBound(benchmark::State& state) {
-    for (auto _ : state) {
-        std::uint64_t sum = 0;
-        for (int i = 0; i < pb::cpu_tasks; ++i) sum += pb::cpu_task(static_cast<std::uint64_t>(i));
-        benchmark::DoNotOptimize(sum);
-    }
+    for (auto _ : state) benchmark::DoNotOptimize(pb::run_cpu_tasks_serially());
 }
 BENCHMARK(BM_SerialCpuBound)->Unit(benchmark::kMillisecond)->UseRealTime();
 
