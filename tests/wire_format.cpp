@@ -8,9 +8,9 @@
 #include <random>
 #include <stdexcept>
 
-#include "engine/ring.hpp"
+#include "engine/ipc/ring.hpp"
 #include "procpool/detail/chunk.hpp"
-#include "serialization/side_channel.hpp"
+#include "engine/ipc/side_channel.hpp"
 #include "procpool/detail/error_codec.hpp"
 
 using procpool::detail::FrameKind;

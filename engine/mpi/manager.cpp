@@ -7,7 +7,7 @@
 #include <cstring>
 #include <fstream>
 
-#include "engine/worker.hpp"
+#include "engine/pool/worker.hpp"
 #include "procpool/errors.hpp"
 
 namespace procpool::mpi::detail {

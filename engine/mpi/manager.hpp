@@ -22,7 +22,7 @@
 
 #include "engine/mpi/wire.hpp"
 #include "procpool/detail/result_state.hpp"
-#include "serialization/side_channel.hpp"
+#include "engine/ipc/side_channel.hpp"
 
 namespace procpool::mpi::detail {
 

@@ -11,7 +11,7 @@
 #include <cstring>
 #include <set>
 
-#include "engine/worker.hpp"
+#include "engine/pool/worker.hpp"
 #include "procpool/mpi.hpp"
 
 namespace procpool::mpi {

@@ -44,15 +44,15 @@
 #include <cereal/types/tuple.hpp>
 #include <cereal/types/vector.hpp>
 
-#include "engine/ring.hpp"
-#include "engine/unique_fd.hpp"
+#include "engine/ipc/ring.hpp"
+#include "engine/sys/unique_fd.hpp"
 #include "procpool/detail/buffer.hpp"
 #include "procpool/detail/chunk.hpp"
 #include "procpool/detail/error_codec.hpp"
 #include "procpool/detail/result_state.hpp"
 #include "procpool/errors.hpp"
-#include "serialization/frame.hpp"
-#include "serialization/side_channel.hpp"
+#include "engine/ipc/frame.hpp"
+#include "engine/ipc/side_channel.hpp"
 
 namespace {
 

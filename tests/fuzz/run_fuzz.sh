@@ -39,13 +39,13 @@ $(tail -5 "$probe.log")"
 binary="$scratch/frame_decoder_fuzz"
 sources=(
   tests/fuzz/frame_decoder_fuzz.cpp
-  engine/ring.cpp
-  engine/result_state.cpp
-  engine/futex.cpp
-  engine/fd_passing.cpp
+  engine/ipc/ring.cpp
+  engine/executor/result_state.cpp
+  engine/sys/futex.cpp
+  engine/sys/fd_passing.cpp
   serialization/buffer.cpp
   serialization/error_codec.cpp
-  serialization/side_channel.cpp
+  engine/ipc/side_channel.cpp
 )
 echo "run_fuzz.sh: building $binary with $("$cxx" --version | head -1)"
 start=$SECONDS

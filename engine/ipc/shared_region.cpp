@@ -1,4 +1,4 @@
-#include "engine/shared_region.hpp"
+#include "engine/ipc/shared_region.hpp"
 
 #include <boost/interprocess/anonymous_shared_memory.hpp>
 #include <boost/interprocess/exceptions.hpp>

@@ -1,4 +1,4 @@
-#include "engine/futex.hpp"
+#include "engine/sys/futex.hpp"
 
 #include <climits>
 #include <ctime>

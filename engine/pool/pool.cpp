@@ -2,7 +2,7 @@
 
 #include <sched.h>
 
-#include "engine/pool_core.hpp"
+#include "engine/pool/pool_core.hpp"
 
 namespace procpool {
 

@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <optional>
 
-#include "engine/ring.hpp"
-#include "engine/unique_fd.hpp"
+#include "engine/ipc/ring.hpp"
+#include "engine/sys/unique_fd.hpp"
 #include "procpool/detail/buffer.hpp"
 
 namespace procpool::detail {

@@ -1,4 +1,4 @@
-#include "engine/ring.hpp"
+#include "engine/ipc/ring.hpp"
 
 #include <atomic>
 #include <cstring>

@@ -1,4 +1,4 @@
-#include "engine/current_process.hpp"
+#include "engine/process/current_process.hpp"
 
 #include <cerrno>
 #include <csignal>

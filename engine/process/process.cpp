@@ -16,8 +16,8 @@
 #include <typeinfo>
 #include <unistd.h>
 
-#include "engine/current_process.hpp"
-#include "engine/pidfd.hpp"
+#include "engine/process/current_process.hpp"
+#include "engine/sys/pidfd.hpp"
 
 namespace procpool {
 

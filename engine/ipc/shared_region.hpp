@@ -6,8 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "engine/doorbell.hpp"
-#include "engine/ring.hpp"
+#include "engine/ipc/doorbell.hpp"
+#include "engine/ipc/ring.hpp"
 
 namespace procpool::detail {
 

@@ -1,4 +1,4 @@
-#include "engine/zygote.hpp"
+#include "engine/process/zygote.hpp"
 
 #include <cerrno>
 #include <csignal>
@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include "procpool/errors.hpp"
-#include "engine/fd_passing.hpp"
-#include "engine/pidfd.hpp"
+#include "engine/sys/fd_passing.hpp"
+#include "engine/sys/pidfd.hpp"
 
 namespace procpool::detail {
 

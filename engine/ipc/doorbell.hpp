@@ -5,7 +5,7 @@
 #include <chrono>
 #include <cstdint>
 
-#include "engine/futex.hpp"
+#include "engine/sys/futex.hpp"
 
 namespace procpool::detail {
 

@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "serialization/frame.hpp"
+#include "engine/ipc/frame.hpp"
 
 namespace procpool::detail {
 

@@ -2,7 +2,7 @@
 
 #include <cstdio>
 
-#include "engine/futex.hpp"
+#include "engine/sys/futex.hpp"
 
 namespace procpool::detail {
 

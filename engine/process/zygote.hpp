@@ -9,7 +9,7 @@
 #include <functional>
 #include <sys/types.h>
 
-#include "engine/unique_fd.hpp"
+#include "engine/sys/unique_fd.hpp"
 
 namespace procpool::detail {
 

@@ -1,4 +1,4 @@
-#include "engine/pool_core.hpp"
+#include "engine/pool/pool_core.hpp"
 
 #include <algorithm>
 #include <array>
@@ -11,9 +11,9 @@
 #include <sys/eventfd.h>
 #include <sys/wait.h>
 
-#include "engine/current_process.hpp"
-#include "engine/worker.hpp"
-#include "serialization/side_channel.hpp"
+#include "engine/process/current_process.hpp"
+#include "engine/pool/worker.hpp"
+#include "engine/ipc/side_channel.hpp"
 
 namespace procpool::detail {
 

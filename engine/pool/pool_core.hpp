@@ -12,10 +12,10 @@
 #include <thread>
 #include <vector>
 
-#include "engine/shared_region.hpp"
-#include "engine/spsc_queue.hpp"
-#include "engine/unique_fd.hpp"
-#include "engine/zygote.hpp"
+#include "engine/ipc/shared_region.hpp"
+#include "engine/pool/spsc_queue.hpp"
+#include "engine/sys/unique_fd.hpp"
+#include "engine/process/zygote.hpp"
 #include "procpool/detail/executor.hpp"
 #include "procpool/detail/function_ref.hpp"
 #include "procpool/detail/map_state.hpp"

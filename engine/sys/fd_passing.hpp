@@ -4,7 +4,7 @@
 #include <cstddef>
 #include <sys/types.h>
 
-#include "engine/unique_fd.hpp"
+#include "engine/sys/unique_fd.hpp"
 
 namespace procpool::detail {
 

@@ -1,4 +1,4 @@
-#include "engine/worker.hpp"
+#include "engine/pool/worker.hpp"
 
 #include <cstdint>
 #include <cstdio>
@@ -12,7 +12,7 @@
 #include "procpool/detail/code_ref.hpp"
 #include "procpool/detail/task_codec.hpp"
 #include "procpool/detail/error_codec.hpp"
-#include "serialization/side_channel.hpp"
+#include "engine/ipc/side_channel.hpp"
 
 namespace procpool::detail {
 

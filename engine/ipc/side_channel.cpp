@@ -1,4 +1,4 @@
-#include "serialization/side_channel.hpp"
+#include "engine/ipc/side_channel.hpp"
 
 #include <cerrno>
 #include <fcntl.h>
@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <sys/stat.h>
 
-#include "engine/fd_passing.hpp"
+#include "engine/sys/fd_passing.hpp"
 #include "procpool/errors.hpp"
 
 namespace procpool::detail {

@@ -1,4 +1,4 @@
-#include "engine/fd_passing.hpp"
+#include "engine/sys/fd_passing.hpp"
 
 #include <cerrno>
 #include <cstring>

@@ -7,8 +7,8 @@
 #include <functional>
 #include <sys/types.h>
 
-#include "engine/shared_region.hpp"
-#include "engine/unique_fd.hpp"
+#include "engine/ipc/shared_region.hpp"
+#include "engine/sys/unique_fd.hpp"
 #include "procpool/detail/buffer.hpp"
 #include "procpool/detail/function_ref.hpp"
 #include "procpool/detail/result_state.hpp"
