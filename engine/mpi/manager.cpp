@@ -7,7 +7,7 @@
 #include <cstring>
 #include <fstream>
 
-#include "engine/pool/worker.hpp"
+#include "engine/executor/payload.hpp"
 #include "procpool/errors.hpp"
 
 namespace procpool::mpi::detail {

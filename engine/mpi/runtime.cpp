@@ -11,7 +11,7 @@
 #include <cstring>
 #include <set>
 
-#include "engine/pool/worker.hpp"
+#include "engine/executor/payload.hpp"
 #include "procpool/mpi.hpp"
 
 namespace procpool::mpi {

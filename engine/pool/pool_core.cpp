@@ -13,6 +13,7 @@
 
 #include "engine/process/current_process.hpp"
 #include "engine/pool/worker.hpp"
+#include "engine/executor/payload.hpp"
 #include "engine/ipc/side_channel.hpp"
 
 namespace procpool::detail {
