@@ -1,13 +1,16 @@
 // The wire format: archives over buffers, error transport, and rings fed garbage.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <sys/mman.h>
 #include <unistd.h>
 #include <procpool/procpool.hpp>
 #include <random>
+#include <vector>
 #include <stdexcept>
 
+#include "engine/ipc/memfd_store.hpp"
 #include "engine/ipc/ring.hpp"
 #include "procpool/detail/chunk.hpp"
 #include "engine/ipc/side_channel.hpp"
@@ -16,6 +19,7 @@
 using procpool::detail::FrameKind;
 using procpool::detail::FrameView;
 using procpool::detail::InputBuffer;
+using procpool::detail::MemfdStore;
 using procpool::detail::OutputBuffer;
 using procpool::detail::Ring;
 using procpool::detail::RingControl;
@@ -43,17 +47,73 @@ TEST_CASE("wire - values round-trip through an output buffer that spills from it
 }
 
 TEST_CASE("wire - past the spill limit the bytes move to a memfd") {
-  OutputBuffer out;
+  MemfdStore spill;
+  OutputBuffer out(&spill);
   out.reset(nullptr, 0, 1024);
   const std::string big(5000, 'q');
   WireOutputArchive archive(out);
   archive(big);
-  CHECK(out.storage() == OutputBuffer::Storage::memfd);
+  CHECK(out.storage() == OutputBuffer::Storage::spilled);
   InputBuffer in(out.data(), out.size());
   std::string back;
   WireInputArchive input(in);
   input(back);
   CHECK(back == big);
+}
+
+namespace {
+
+// A spill store on the heap that counts its calls: any store plugs in.
+class CountingStore final : public procpool::detail::SpillStore {
+ public:
+  Region grow(std::size_t used, std::size_t needed) override {
+    ++grows;
+    std::vector<char> bigger(needed * 2);
+    std::memcpy(bigger.data(), bytes.data(), std::min(used, bytes.size()));
+    bytes.swap(bigger);
+    return {bytes.data(), bytes.size()};
+  }
+  void discard() noexcept override {
+    ++discards;
+    bytes.clear();
+  }
+
+  std::vector<char> bytes;
+  int grows = 0;
+  int discards = 0;
+};
+
+}  // namespace
+
+TEST_CASE("wire - a spill store is asked only when the buffer grows past its spill limit") {
+  CountingStore store;
+  OutputBuffer out(&store);
+  out.reset(nullptr, 0, 100);
+  const std::string small(50, 's');
+  out.write(small.data(), small.size());
+  CHECK(out.storage() == OutputBuffer::Storage::heap);
+  CHECK(store.grows == 0);
+  std::string big(1000, 'b');
+  for (char& c : big) c = static_cast<char>('a' + (&c - big.data()) % 26);
+  for (int i = 0; i < 100; ++i) out.write(big.data(), big.size());
+  CHECK(out.storage() == OutputBuffer::Storage::spilled);
+  CHECK(store.grows > 0);
+  CHECK(store.grows < 10);  // doubling: a handful of growths, not one per write
+  REQUIRE(out.size() == small.size() + 100 * big.size());
+  CHECK(std::memcmp(out.data(), small.data(), small.size()) == 0);
+  CHECK(std::memcmp(out.data() + small.size() + 99 * big.size(), big.data(), big.size()) == 0);
+  out.reset(nullptr, 0, 100);
+  CHECK(store.discards == 1);
+  CHECK(out.size() == 0);
+}
+
+TEST_CASE("wire - without a spill store the heap takes any size") {
+  OutputBuffer out;
+  out.reset(nullptr, 0, 16);
+  const std::string big(100000, 'h');
+  out.write(big.data(), big.size());
+  CHECK(out.storage() == OutputBuffer::Storage::heap);
+  CHECK(out.size() == big.size());
 }
 
 TEST_CASE("wire - truncated or lying bytes are a SerializationError, not a crash or a huge allocation") {
@@ -160,15 +220,17 @@ TEST_CASE("wire - a chunk whose error item does not decode fails whole, never mi
 }
 
 TEST_CASE("wire - a large payload's memfd must be sealed against change before it is trusted") {
-  OutputBuffer out;
+  MemfdStore spill;
+  OutputBuffer out(&spill);
   out.reset(nullptr, 0, 64);
   {
     WireOutputArchive archive(out);
     archive(std::string(100000, 'm'));
   }
-  REQUIRE(out.storage() == OutputBuffer::Storage::memfd);
+  REQUIRE(out.storage() == OutputBuffer::Storage::spilled);
   const std::size_t size = out.size();
-  procpool::detail::UniqueFd sealed(out.release_memfd());
+  procpool::detail::UniqueFd sealed = spill.release(out);
+  CHECK(out.size() == 0);
   procpool::detail::SideChannelPayload payload(std::move(sealed), size);
   InputBuffer in(payload.data(), payload.size());
   std::string back;

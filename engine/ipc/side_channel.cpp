@@ -45,7 +45,7 @@ InputBuffer open_payload(const FrameView& frame, int socket, std::optional<SideC
 
 SideChannelPayload::SideChannelPayload(UniqueFd memfd, std::size_t size) : memfd_(std::move(memfd)), size_(size) {
   // Sealed against shrinking (reads past a shrunk end would fault) and
-  // against writes, now or future ones (see OutputBuffer::release_memfd).
+  // against writes, now or future ones (see MemfdStore::release).
   const int seals = ::fcntl(memfd_.get(), F_GET_SEALS);
   if (seals < 0 || (seals & F_SEAL_SHRINK) == 0 || (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) == 0) {
     throw SerializationError("procpool: a large payload arrived in a memfd that is not sealed");

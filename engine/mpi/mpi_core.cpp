@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "engine/ipc/memfd_store.hpp"
 #include "procpool/errors.hpp"
 
 namespace procpool::mpi::detail {
@@ -33,7 +34,8 @@ void MpiCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
                      procpool::detail::FunctionRef<void(OutputBuffer&)> encode) {
   check_running(call);
   // Room for the header first, so a small task is one buffer to copy and send.
-  thread_local OutputBuffer out;
+  thread_local procpool::detail::MemfdStore spill;
+  thread_local OutputBuffer out(&spill);
   out.reset(nullptr, 0, inline_limit);
   const MessageHeader blank;
   const auto with_header = [&](OutputBuffer& o) {
@@ -46,10 +48,9 @@ void MpiCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
   task.header.pool_id = id_;
   task.state = std::move(state);
   task.ledger = ledger_;
-  if (out.storage() == OutputBuffer::Storage::memfd) {
+  if (out.storage() == OutputBuffer::Storage::spilled) {
     const std::size_t size = out.size();
-    task.mapped = std::make_unique<procpool::detail::SideChannelPayload>(
-        procpool::detail::UniqueFd(out.release_memfd()), size);
+    task.mapped = std::make_unique<procpool::detail::SideChannelPayload>(spill.release(out), size);
     task.message.resize(sizeof blank);
   } else {
     task.message.assign(out.data(), out.data() + out.size());

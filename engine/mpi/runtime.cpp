@@ -12,6 +12,7 @@
 #include <set>
 
 #include "engine/executor/payload.hpp"
+#include "engine/ipc/memfd_store.hpp"
 #include "procpool/mpi.hpp"
 
 namespace procpool::mpi {
@@ -61,7 +62,8 @@ void take_cancels(MPI_Comm comm, std::set<std::uint64_t>& cancelled) {
 // Returns whether rank 0 saw a worker rank die (then MPI_Finalize must be skipped).
 bool serve(MPI_Comm comm, std::size_t max_message) {
   const auto pid = static_cast<std::int32_t>(::getpid());
-  OutputBuffer out;
+  procpool::detail::MemfdStore spill;
+  OutputBuffer out(&spill);
   std::vector<char> message;
   std::vector<char> payload;
   std::vector<MPI_Request> requests;

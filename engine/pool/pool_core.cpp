@@ -14,6 +14,7 @@
 #include "engine/process/current_process.hpp"
 #include "engine/pool/worker.hpp"
 #include "engine/executor/payload.hpp"
+#include "engine/ipc/memfd_store.hpp"
 #include "engine/ipc/side_channel.hpp"
 
 namespace procpool::detail {
@@ -120,15 +121,16 @@ void PoolCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
   // task; the check that counts is the one under the lock below.
   if (!accepting_.load(std::memory_order_relaxed)) check_running(call);
   // Serialize outside the lock, into a per-thread buffer that is reused.
-  thread_local OutputBuffer out;
+  thread_local MemfdStore spill;
+  thread_local OutputBuffer out(&spill);
   out.reset(nullptr, 0, ring_capacity / 4);
   if (!serialize_or_fail("procpool::Pool::", call, *state, encode, out)) return;
   state->set_source(weak_from_this());
   Task task;
   task.state = std::move(state);
-  if (out.storage() == OutputBuffer::Storage::memfd) {
+  if (out.storage() == OutputBuffer::Storage::spilled) {
     task.memfd_size = out.size();
-    task.memfd.reset(out.release_memfd());
+    task.memfd = spill.release(out);
   }
   std::lock_guard lock(mutex_);
   check_running_locked(call);

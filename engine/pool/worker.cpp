@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "engine/executor/payload.hpp"
+#include "engine/ipc/memfd_store.hpp"
 #include "engine/ipc/side_channel.hpp"
 #include "procpool/errors.hpp"
 
@@ -87,9 +88,9 @@ class Worker {
       case OutputBuffer::Storage::heap:
         push(0, task_id, out_.data(), out_.size());
         break;
-      case OutputBuffer::Storage::memfd: {
+      case OutputBuffer::Storage::spilled: {
         const std::uint64_t size = out_.size();
-        UniqueFd memfd(out_.release_memfd());
+        UniqueFd memfd = spill_.release(out_);
         send_fd(socket_.get(), memfd.get(), task_id);
         push(frame_side_channel, task_id, &size, sizeof size);
         break;
@@ -113,7 +114,8 @@ class Worker {
   Ring tasks_;
   Ring results_;
   UniqueFd socket_;
-  OutputBuffer out_;
+  MemfdStore spill_;  // declared before out_, whose destructor discards through it
+  OutputBuffer out_{&spill_};
 };
 
 }  // namespace

@@ -8,15 +8,37 @@
 
 namespace procpool::detail {
 
+// Where an OutputBuffer's bytes go past its spill limit: storage another
+// process can be given (a sealed memfd; later a per-worker shared arena). The
+// codec only asks it for room; the engine implements it and hands it over.
+class SpillStore {
+ public:
+  struct Region {
+    char* data;
+    std::size_t capacity;
+  };
+
+  virtual ~SpillStore() = default;
+
+  // A writable region of at least `needed` bytes. If the store holds one
+  // already, its first `used` bytes are kept (grown in place or moved);
+  // otherwise the new region's bytes are unspecified and the caller fills it.
+  // Throws std::bad_alloc or SerializationError; the old region stays valid then.
+  virtual Region grow(std::size_t used, std::size_t needed) = 0;
+  // Frees the region, if any. The buffer that wrote into it has let go.
+  virtual void discard() noexcept = 0;
+};
+
 // Where serialized bytes go. It starts on a caller-given window (a slot in a
 // shared-memory ring, so small payloads are written in place) and, when that
-// is too small, moves to the heap and then, past `spill_limit`, to a memfd
-// that can be handed to another process. No size limit short of memory.
+// is too small, moves to the heap and then, past `spill_limit`, to its spill
+// store if it has one. No size limit short of memory.
 class OutputBuffer {
  public:
-  enum class Storage { window, heap, memfd };
+  enum class Storage { window, heap, spilled };
 
-  OutputBuffer() = default;
+  // `spill` (not owned, may be null: the heap takes everything) must outlive this buffer.
+  explicit OutputBuffer(SpillStore* spill = nullptr) noexcept : spill_(spill) {}
   OutputBuffer(const OutputBuffer&) = delete;
   OutputBuffer& operator=(const OutputBuffer&) = delete;
   ~OutputBuffer();
@@ -35,14 +57,15 @@ class OutputBuffer {
   std::size_t size() const noexcept { return static_cast<std::size_t>(cur_ - begin_); }
   const char* data() const noexcept { return begin_; }
   Storage storage() const noexcept { return storage_; }
-  // The memfd holding the bytes when storage() == memfd, sealed against any
-  // change; ownership passes to the caller, and this buffer is left empty
-  // (read size() first). -1 if the bytes are not in a memfd.
-  int release_memfd() noexcept;
+  // When storage() == spilled: lets go of the bytes without discarding them,
+  // so the store's owner can take them (read size() first); the buffer is
+  // left empty. Does nothing otherwise.
+  void release_spill() noexcept;
 
  private:
   void grow(std::size_t extra);
-  void move_to(Storage storage, std::size_t capacity);
+  void move_to_heap(std::size_t capacity);
+  void move_to_spill(std::size_t needed);
   void free_storage() noexcept;
 
   char* begin_ = nullptr;
@@ -50,7 +73,7 @@ class OutputBuffer {
   char* end_ = nullptr;
   Storage storage_ = Storage::window;
   std::size_t spill_limit_ = 0;
-  int memfd_ = -1;
+  SpillStore* spill_ = nullptr;
 };
 
 // Bounds-checked reads over bytes that may be garbage: reading past the end
