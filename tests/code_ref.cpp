@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/executor/code_ref_cache.hpp"
 #include "procpool/errors.hpp"
 
 extern char** environ;
@@ -110,6 +111,18 @@ TEST_CASE("code_ref - an unknown module hash is reported with the hash") {
   CHECK(what.find("no module with build-id hash 0xdeadbeefcafef00d") != std::string::npos);
   CHECK(what.find("is loaded in process " + std::to_string(getpid())) != std::string::npos);
   CHECK(what_of(CodeRef{0, 0}).find("no module with build-id hash 0x0") != std::string::npos);
+}
+
+TEST_CASE("code_ref - refs from another build fail without growing the module cache") {
+  const CodeRef foreign{0xdeadbeefcafef00dULL, 0x1000};
+  CHECK_THROWS_AS(resolve_code_ref(foreign), SerializationError);
+  const std::size_t snapshots = procpool::detail::code_ref_snapshot_count();
+  for (int i = 0; i < 10000; ++i) {
+    REQUIRE_THROWS_AS(resolve_code_ref(foreign), SerializationError);
+  }
+  CHECK(procpool::detail::code_ref_snapshot_count() == snapshots);
+  // The cache still serves what is loaded.
+  CHECK(addr(function_from_code_ref<int()>(code_ref_of_function(&the_answer))) == addr(&the_answer));
 }
 
 TEST_CASE("code_ref - an offset outside the executable segments is rejected") {

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/executor/code_ref_cache.hpp"
 #include "procpool/errors.hpp"
 
 namespace procpool::detail {
@@ -33,10 +34,9 @@ struct Module {
       if (address >= begin && address < end) return true;
     return false;
   }
-};
 
-// An immutable snapshot: readers keep it alive after dropping the lock, and a
-// re-scan swaps in a new one instead of mutating what readers may be using.
+  friend bool operator==(const Module&, const Module&) = default;
+};
 
 std::string hex(std::uint64_t value) {
   char buf[2 + 16 + 1];
@@ -106,9 +106,11 @@ int scan_one(dl_phdr_info* info, std::size_t, void* data) {
   }
 }
 
-// Readers take the current snapshot without a lock (every task names its
-// invoker); rescans, rare, build a new snapshot under `scan_mutex`. Old
-// snapshots stay alive (a reader may still hold one) in `history`.
+// Readers take the current snapshot, immutable, without a lock (every task
+// names its invoker) and may hold it for as long as they like, so no snapshot
+// is ever freed: `history` keeps one per distinct set of loaded modules seen
+// (a rescan that finds a known set republishes its snapshot), which bounds it
+// by what the process loads, not by how many lookups miss.
 struct Cache {
   std::mutex scan_mutex;
   std::atomic<const std::vector<Module>*> table{nullptr};
@@ -143,6 +145,14 @@ Table modules(bool rescan) {
   Scan scan;
   dl_iterate_phdr(scan_one, &scan);
   if (scan.error) std::rethrow_exception(scan.error);
+  // A miss (a task from another build) finds the modules it found before:
+  // the newest snapshots are the likeliest matches.
+  for (auto it = c.history.rbegin(); it != c.history.rend(); ++it) {
+    if (**it == scan.modules) {
+      c.table.store(it->get(), std::memory_order_release);
+      return it->get();
+    }
+  }
   c.history.push_back(std::make_unique<const std::vector<Module>>(std::move(scan.modules)));
   c.table.store(c.history.back().get(), std::memory_order_release);
   return c.history.back().get();
@@ -162,6 +172,12 @@ std::pair<Table, const Module*> find_module(Pred pred) {
 }
 
 }  // namespace
+
+std::size_t code_ref_snapshot_count() {
+  Cache& c = Cache::cache();
+  std::lock_guard lock(c.scan_mutex);
+  return c.history.size();
+}
 
 // Error texts are built only on failure: both functions run once per task.
 CodeRef code_ref_of(std::uintptr_t address) {
