@@ -1,27 +1,38 @@
-// libFuzzer target: arbitrary bytes as a result ring, decoded the way the parent does.
+// libFuzzer target: arbitrary bytes as a ring, read the way the pool reads its
+// rings and decoded by the production code paths, nothing copied here.
 //
 // Input layout (anything shorter is zero-filled):
 //   [0, 8)    head index (little-endian u64)
 //   [8, 16)   tail word: bit 63 set -> the tail index as is (any garbage);
 //             clear -> head + (word % (2 * capacity)), mostly plausible rings
 //   [16]      shape: bits 0-2: capacity = 64 << min(bits, 6), i.e. 64..4096 bytes;
-//             bits 4-5: what the "worker" sends on the socket ahead of a
-//             side-channel frame: 0, 1 a memfd, 2 nothing, 3 a pipe
+//             bits 4-5: what the other side sends on the socket ahead of a
+//             side-channel frame: 0 a sealed memfd, 1 an unsealed one, 2 nothing, 3 a pipe
 //   [17, ...) the ring's data bytes, from offset 0
 //
-// For every frame the ring reports valid, the harness checks that it lies
-// inside the ring, then decodes its payload as PoolCore::complete does:
-// open_payload (for a side-channel frame: its length, then the fd received on
-// the worker's socket, here a socketpair; the memfd holds the frame's payload
-// after the length), the status byte, then the value into a fresh
-// ResultState<T> for a few representative T, or the error via
-// decode_exception; and as a chunk result into a ChunkState<std::string>
-// whose item count comes from the frame's task id (as the parent knows a
-// chunk's size from its task).
+// The ring is walked as PoolCore::drain_results walks a result ring
+// (peek_from, then pop_to), and again with peek_at (the recovery walk). Each
+// frame the ring reports valid is checked to lie inside the ring, then:
+//  - a result frame goes through complete_from_result with open_payload, as
+//    PoolCore::complete does, into a fresh ResultState<T> for a few
+//    representative T and into a ChunkState<std::string> whose item count
+//    comes from the frame's task id (the parent knows it from its task);
+//  - a task frame goes through run_payload with open_payload, as a worker
+//    runs it, into an OutputBuffer on a small window with a MemfdStore; the
+//    result it writes is then completed as the parent would, and a value
+//    result must decode into the invoker's result type.
 //
-// Garbage must end as an exception (caught here, as the parent does) or a
-// failed state; a crash, a sanitizer report, a leak, a non-standard exception
-// or an oversized allocation is a bug in the library.
+// Task payloads name their invoker by a code ref (module build-id hash,
+// offset), which differs from build to build. So that seeds stay valid, a
+// task whose module word is a small index k (1..invokers().size()) names the
+// k-th invoker below: the harness writes that invoker's real code ref over
+// the first 16 bytes (and, for a function-pointer callable, the real ref of
+// the function over the next 16 when their module word is 1). Any other
+// module word goes through as is (a foreign build's task), unless it names
+// a module loaded here (see keep_foreign).
+//
+// Garbage must end as a failed state, never a crash, a sanitizer report, a
+// leak, a non-standard exception escaping, or an oversized allocation.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -32,6 +43,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -44,15 +56,18 @@
 #include <cereal/types/tuple.hpp>
 #include <cereal/types/vector.hpp>
 
+#include "engine/executor/payload.hpp"
+#include "engine/ipc/frame.hpp"
+#include "engine/ipc/memfd_store.hpp"
 #include "engine/ipc/ring.hpp"
+#include "engine/ipc/side_channel.hpp"
 #include "engine/sys/unique_fd.hpp"
 #include "procpool/detail/buffer.hpp"
 #include "procpool/detail/chunk.hpp"
-#include "procpool/detail/error_codec.hpp"
+#include "procpool/detail/code_ref.hpp"
 #include "procpool/detail/result_state.hpp"
+#include "procpool/detail/task_codec.hpp"
 #include "procpool/errors.hpp"
-#include "engine/ipc/frame.hpp"
-#include "engine/ipc/side_channel.hpp"
 
 namespace {
 
@@ -61,20 +76,132 @@ using namespace procpool::detail;
 constexpr pid_t fake_worker_pid = 4242;
 constexpr std::size_t header_bytes = 17;
 constexpr std::size_t max_capacity = 4096;
+// The worker's result window and spill limit, small so that results of a few
+// hundred bytes already take every path: window, heap, memfd.
+constexpr std::size_t result_window = 256;
+constexpr std::size_t result_spill_limit = 1024;
 
 [[noreturn]] void fail(const char* what) {
   std::fprintf(stderr, "frame_decoder_fuzz: invariant broken: %s\n", what);
   std::abort();
 }
 
-std::uint64_t load_u64(const std::uint8_t* p) {
+std::uint64_t load_u64(const void* p) {
   std::uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  std::memcpy(&v, p, sizeof v);
   return v;
 }
 
-// The worker's socket (a SOCK_SEQPACKET pair: the parent's end and the
-// worker's), plus a pipe whose read end a hostile worker may send instead of a memfd.
+// The tasks a worker may be sent: each kind of callable, each kind of result.
+int negate(int x) { return -x; }
+
+struct Suffix {
+  std::string tail;
+  template <class Archive>
+  void serialize(Archive& archive) {
+    archive(tail);
+  }
+  std::string operator()(const std::string& s) const { return s + tail; }
+};
+
+constexpr auto reverse = [](std::string s) { return std::string(s.rbegin(), s.rend()); };
+constexpr auto summarize = [](const std::vector<std::string>& v, const std::map<int, std::string>& m) {
+  return std::tuple<int, double, std::string>(static_cast<int>(v.size()), static_cast<double>(m.size()),
+                                              v.empty() ? std::string() : v.front());
+};
+constexpr auto picky = [](int x) -> int {
+  if (x < 0) throw std::out_of_range("negative");
+  if (x == 0) throw 0;  // not a std::exception: a RemoteError for the parent
+  return x;
+};
+constexpr auto twice = [](const std::string& s) {
+  if (s.empty()) throw std::invalid_argument("empty item");
+  return s + s;
+};
+constexpr auto nothing = [](int) {};
+
+template <class R>
+bool completes_with_value(const char* bytes, std::size_t size) {
+  ResultState<R> state;
+  complete_from_result(state, [&] { return InputBuffer(bytes, size); }, fake_worker_pid);
+  return state.ready() && !state.error();
+}
+
+bool chunk_completes_with_value(const char* bytes, std::size_t size) {
+  // The item count the worker wrote after the status byte (the parent knows it from its task).
+  if (size < 1 + sizeof(std::uint64_t)) return false;
+  const std::uint64_t count = load_u64(bytes + 1);
+  if (count > size) return false;
+  ChunkState<std::string> chunk(nullptr, 0, static_cast<std::size_t>(count));
+  complete_from_result(chunk, [&] { return InputBuffer(bytes, size); }, fake_worker_pid);
+  return chunk.ready() && !chunk.error();
+}
+
+struct Invoker {
+  CodeRef invoker;
+  std::optional<CodeRef> callable;  // a function pointer's
+  bool (*value_decodes)(const char*, std::size_t);
+};
+
+const std::vector<Invoker>& invokers() {
+  static const std::vector<Invoker> table = [] {
+    using Negate = int (*)(int);
+    return std::vector<Invoker>{
+        {code_ref_of_function(&invoke_task<Negate, int>), code_ref_of_function(&negate), completes_with_value<int>},
+        {code_ref_of_function(&invoke_task<decltype(reverse), std::string>), std::nullopt,
+         completes_with_value<std::string>},
+        {code_ref_of_function(&invoke_task<Suffix, std::string>), std::nullopt, completes_with_value<std::string>},
+        {code_ref_of_function(&invoke_task<decltype(summarize), std::vector<std::string>, std::map<int, std::string>>),
+         std::nullopt, completes_with_value<std::tuple<int, double, std::string>>},
+        {code_ref_of_function(&invoke_task<decltype(picky), int>), std::nullopt, completes_with_value<int>},
+        {code_ref_of_function(&invoke_chunk<decltype(twice), false, std::string>), std::nullopt,
+         chunk_completes_with_value},
+        {code_ref_of_function(&invoke_task<decltype(nothing), int>), std::nullopt, completes_with_value<void>},
+    };
+  }();
+  return table;
+}
+
+// A code ref is trusted to come from this build (a worker is our fork, an MPI
+// rank runs our executable): one that names a loaded module with an offset
+// of its choosing would call whatever code is there. The fuzzer learns the
+// loaded modules' hashes from resolve_code_ref's comparisons, so such refs
+// (the production resolver tells which) are made foreign here.
+void keep_foreign(char* ref) {
+  CodeRef named{load_u64(ref), 0};
+  try {
+    (void)resolve_code_ref(named);
+  } catch (const procpool::SerializationError& e) {
+    if (std::strstr(e.what(), "no module with build-id hash") != nullptr) return;
+  }
+  const std::uint64_t foreign = 0xdeadbeefcafef00dULL;
+  std::memcpy(ref, &foreign, sizeof foreign);
+}
+
+// Writes real code refs over symbolic ones (see the top). Returns the invoker named, if any.
+const Invoker* patch_task(char* bytes, std::size_t size) {
+  if (size < 2 * sizeof(std::uint64_t)) return nullptr;
+  const std::uint64_t k = load_u64(bytes);
+  if (k == 0 || k > invokers().size()) {
+    keep_foreign(bytes);
+    return nullptr;
+  }
+  const Invoker& invoker = invokers()[k - 1];
+  std::memcpy(bytes, &invoker.invoker.module, sizeof(std::uint64_t));
+  std::memcpy(bytes + 8, &invoker.invoker.offset, sizeof(std::uint64_t));
+  if (invoker.callable && size >= 32) {
+    if (load_u64(bytes + 16) == 1) {
+      std::memcpy(bytes + 16, &invoker.callable->module, sizeof(std::uint64_t));
+      std::memcpy(bytes + 24, &invoker.callable->offset, sizeof(std::uint64_t));
+    } else {
+      keep_foreign(bytes + 16);
+    }
+  }
+  return &invoker;
+}
+
+// A worker's socket (a SOCK_SEQPACKET pair: the parent's end and the
+// worker's), plus a pipe whose read end a hostile peer may send instead of a memfd.
 struct Channel {
   int parent = -1;
   int worker = -1;
@@ -96,60 +223,76 @@ const Channel& channel() {
   return c;
 }
 
-// What the worker sent ahead of a side-channel frame: the fd to send (-1: none).
-struct SideChannel {
+// Drops an fd left unread (the frame failed before its length was read), so
+// every decode starts from an empty socket.
+void drain_socket(int socket) {
+  char byte;
+  while (::recv(socket, &byte, 1, MSG_DONTWAIT) > 0) {
+  }
+}
+
+// What the sender put ahead of a side-channel frame: a memfd holding the
+// payload after its length, sealed as a real sender seals it (mode 0) or not
+// (mode 1); nothing (mode 2); a pipe (mode 3).
+struct Sent {
+  UniqueFd memfd;
   int fd = -1;
 };
 
-// The parent's decoding of one result payload into `state`, as in
-// PoolCore::complete: every failure ends as an error on this one state.
-void complete_like_parent(ResultStateBase& state, const FrameView& frame, const SideChannel& sent) {
-  if (sent.fd >= 0) send_fd(channel().worker, sent.fd, frame.header.task_id);
-  try {
-    std::optional<SideChannelPayload> side;
-    InputBuffer in = open_payload(frame, channel().parent, side);
+Sent side_channel_for(const FrameView& frame, unsigned side_mode, const std::vector<char>& bytes) {
+  Sent sent;
+  if ((frame.header.flags & frame_side_channel) == 0) return sent;
+  if (side_mode < 2) {
+    sent.memfd.reset(::memfd_create("procpool-fuzz", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    if (!sent.memfd) fail("memfd_create");
+    if (!bytes.empty() && ::write(sent.memfd.get(), bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size())) {
+      fail("write to memfd");
+    }
+    if (side_mode == 0 && ::fcntl(sent.memfd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) != 0) {
+      fail("seal memfd");
+    }
+    sent.fd = sent.memfd.get();
+  } else if (side_mode == 3) {
+    sent.fd = channel().pipe_read;
+  }
+  return sent;
+}
+
+// The bytes after a side-channel frame's length: what its memfd holds.
+std::vector<char> after_length(const FrameView& frame) {
+  const std::size_t skip = sizeof(std::uint64_t);
+  if (frame.header.size <= skip) return {};
+  return std::vector<char>(frame.payload + skip, frame.payload + frame.header.size);
+}
+
+// The parent's end, as PoolCore::complete runs it.
+void complete_as_parent(ResultStateBase& state, const FrameView& frame, int receiver, int fd) {
+  if (fd >= 0) send_fd(channel().worker, fd, frame.header.task_id);
+  std::optional<SideChannelPayload> side;
+  complete_from_result(state, [&] {
+    InputBuffer in = open_payload(frame, receiver, side);
     if (side && side->size() > frame.header.size - sizeof(std::uint64_t)) {
       fail("a side-channel payload larger than its memfd was accepted");
     }
-    std::uint8_t status = 0;
-    in.read(&status, 1);
-    if (status == static_cast<std::uint8_t>(ResultStatus::value)) {
-      state.deliver(in, fake_worker_pid);
-      if (!state.ready() || state.error()) fail("deliver returned without completing with a value");
-    } else if (status == static_cast<std::uint8_t>(ResultStatus::error)) {
-      std::exception_ptr error = decode_exception(in, fake_worker_pid);
-      if (!error) fail("decode_exception returned no exception");
-      state.fail(std::move(error));
-    } else {
-      throw procpool::SerializationError("unknown status");
-    }
-  } catch (const procpool::SerializationError&) {
-    if (state.ready()) fail("a state completed and then its decoding threw");
-    state.fail(std::current_exception());
-  } catch (const std::exception& e) {
-    if (state.ready()) fail("a state completed and then its decoding threw");
-    state.fail(std::make_exception_ptr(procpool::SerializationError(e.what())));
-  }
-  // Anything else (a non-standard exception) escapes: the parent would terminate.
+    return in;
+  }, fake_worker_pid);
   if (!state.ready()) fail("a result frame left its state pending");
-  // An fd left unread (the frame failed before its length was read) is
-  // dropped, so every decode starts from an empty socket.
-  char byte;
-  while (::recv(channel().parent, &byte, 1, MSG_DONTWAIT) > 0) {
-  }
+  drain_socket(receiver);
 }
 
 template <class T>
-void decode_as(const FrameView& frame, const SideChannel& sent) {
+void complete_as(const FrameView& frame, int fd) {
   ResultState<T> state;  // fresh: a state completes once
-  complete_like_parent(state, frame, sent);
-  if (!state.error()) (void)state.value();
+  complete_as_parent(state, frame, channel().parent, fd);
+  if constexpr (!std::is_void_v<T>) {
+    if (!state.error()) (void)state.value();
+  }
 }
 
-void decode_as_chunk(const FrameView& frame, const SideChannel& sent) {
+void complete_as_chunk(const FrameView& frame, int fd) {
   const std::size_t count = static_cast<std::size_t>(frame.header.task_id & 0x3f);
   ChunkState<std::string> chunk(nullptr, 0, count);
-  complete_like_parent(chunk, frame, sent);
+  complete_as_parent(chunk, frame, channel().parent, fd);
   if (!chunk.error()) {
     if (chunk.outcomes().size() != count) fail("a chunk completed with the wrong number of items");
     for (const auto& outcome : chunk.outcomes()) {
@@ -164,34 +307,57 @@ void decode_as_chunk(const FrameView& frame, const SideChannel& sent) {
   }
 }
 
-void decode_payload(const FrameView& frame, unsigned side_mode) {
-  UniqueFd memfd;
-  SideChannel sent;
+void decode_result(const FrameView& frame, unsigned side_mode) {
+  const std::vector<char> rest = after_length(frame);
+  // A fresh fd for each decode: a receiver takes it.
+  const auto fd = [&] { return side_channel_for(frame, side_mode, rest); };
+  { Sent s = fd(); complete_as<int>(frame, s.fd); }
+  { Sent s = fd(); complete_as<void>(frame, s.fd); }
+  { Sent s = fd(); complete_as<std::string>(frame, s.fd); }
+  { Sent s = fd(); complete_as<std::vector<std::string>>(frame, s.fd); }
+  { Sent s = fd(); complete_as<std::map<int, std::string>>(frame, s.fd); }
+  { Sent s = fd(); complete_as<std::tuple<int, double, std::string>>(frame, s.fd); }
+  { Sent s = fd(); complete_as_chunk(frame, s.fd); }
+}
+
+// The worker's end, as Worker::run_task runs it, then the parent's on what it wrote.
+void run_task(FrameView frame, char* payload_in_ring, unsigned side_mode) {
+  const Invoker* invoker = nullptr;
+  std::vector<char> rest;
   if ((frame.header.flags & frame_side_channel) != 0) {
-    if (side_mode < 2) {
-      // The memfd the worker would have sent: the payload after its length;
-      // sealed as a real sender seals it (mode 0) or not, as a hostile one (mode 1).
-      memfd.reset(::memfd_create("procpool-fuzz", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-      if (!memfd) fail("memfd_create");
-      const std::size_t skip = sizeof(std::uint64_t);
-      if (frame.header.size > skip) {
-        const std::size_t rest = frame.header.size - skip;
-        if (::write(memfd.get(), frame.payload + skip, rest) != static_cast<ssize_t>(rest)) fail("write to memfd");
-      }
-      if (side_mode == 0 && ::fcntl(memfd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) != 0) {
-        fail("seal memfd");
-      }
-      sent.fd = memfd.get();
-    } else if (side_mode == 3) {
-      sent.fd = channel().pipe_read;
-    }
+    rest = after_length(frame);
+    invoker = patch_task(rest.data(), rest.size());
+  } else {
+    invoker = patch_task(payload_in_ring, frame.header.size);
   }
-  decode_as<int>(frame, sent);
-  decode_as<std::string>(frame, sent);
-  decode_as<std::vector<std::string>>(frame, sent);
-  decode_as<std::map<int, std::string>>(frame, sent);
-  decode_as<std::tuple<int, double, std::string>>(frame, sent);
-  decode_as_chunk(frame, sent);
+  Sent sent = side_channel_for(frame, side_mode, rest);
+  if (sent.fd >= 0) send_fd(channel().parent, sent.fd, frame.header.task_id);
+
+  char window[result_window];
+  MemfdStore spill;
+  OutputBuffer out(&spill);
+  out.reset(window, sizeof window, result_spill_limit);
+  std::optional<SideChannelPayload> side;
+  run_payload([&] { return open_payload(frame, channel().worker, side); }, out);
+  drain_socket(channel().worker);
+  if (out.size() == 0) fail("run_payload wrote no result");
+
+  // As the parent receives it: in the ring, or sealed in its memfd.
+  std::optional<SideChannelPayload> result_side;
+  const char* result = out.data();
+  std::size_t result_size = out.size();
+  if (out.storage() == OutputBuffer::Storage::spilled) {
+    result_side.emplace(spill.release(out), result_size);
+    result = result_side->data();
+  }
+  const bool value = static_cast<std::uint8_t>(result[0]) == static_cast<std::uint8_t>(ResultStatus::value);
+  if (value && invoker == nullptr) fail("a task no invoker was named for returned a value");
+  if (value && !invoker->value_decodes(result, result_size)) fail("a value a task returned does not decode");
+  if (!value) {
+    ResultState<int> state;
+    complete_from_result(state, [&] { return InputBuffer(result, result_size); }, fake_worker_pid);
+    if (!state.ready() || !state.error()) fail("a task's error result did not decode as an error");
+  }
 }
 
 // A frame the ring calls valid must lie wholly inside the ring's buffer.
@@ -217,6 +383,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
   std::uint8_t header[header_bytes] = {};
   std::memcpy(header, bytes, size < header_bytes ? size : header_bytes);
   const unsigned shift = (header[16] & 7u) < 6u ? (header[16] & 7u) : 6u;
+  const unsigned side_mode = (header[16] >> 4) & 3u;
   const std::size_t capacity = std::size_t{64} << shift;
   static_assert((std::size_t{64} << 6) == max_capacity);
   const std::uint64_t head = load_u64(header);
@@ -236,46 +403,48 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
   control.tail.store(tail);
   Ring ring(&control, data.get(), capacity);
 
-  // (a) The consumer's walk: peek and pop until empty or corrupt.
+  // (a) The drainer's walk: peek_from positions until empty or corrupt.
   struct Seen {
     std::uint64_t position;
     std::uint64_t span;
     const char* payload;
   };
   std::vector<Seen> frames;
-  bool corrupt = false;
-  for (;;) {
-    FrameView frame{};
-    const Ring::Peek peek = ring.peek(frame);
-    if (peek == Ring::Peek::empty) break;
-    if (peek == Ring::Peek::corrupt) {
-      corrupt = true;
-      break;
-    }
+  std::uint64_t position = ring.head_position();
+  Ring::Peek peek = Ring::Peek::empty;
+  FrameView frame{};
+  while ((peek = ring.peek_from(position, frame)) == Ring::Peek::frame) {
     check_frame(frame, data.get(), capacity);
-    const std::uint64_t position = ring.head_position();
     if (frame.span > tail - position) fail("frame span runs past the tail");
     frames.push_back({position, frame.span, frame.payload});
     if (frames.size() > capacity / sizeof(FrameHeader)) fail("more frames than the ring can hold");
-    // (b) Decode it as every kind of result the parent might be waiting for.
-    decode_payload(frame, (header[16] >> 4) & 3u);
-    ring.pop(frame);
-  }
-  if (!corrupt && ring.head_position() != tail) fail("ring reported empty with frames left");
-
-  // The recovery walk (peek_at from the original head) must see the same frames.
-  std::uint64_t position = head;
-  std::size_t i = 0;
-  FrameView frame{};
-  while (ring.peek_at(position, frame)) {
-    check_frame(frame, data.get(), capacity);
-    if (i >= frames.size() || frames[i].position != position || frames[i].span != frame.span ||
-        frames[i].payload != frame.payload) {
-      fail("peek_at and peek disagree");
-    }
     position += frame.span;
+  }
+
+  // (b) The recovery walk (peek_at from the original head) must see the same frames.
+  std::uint64_t at = head;
+  std::size_t i = 0;
+  while (ring.peek_at(at, frame)) {
+    check_frame(frame, data.get(), capacity);
+    if (i >= frames.size() || frames[i].position != at || frames[i].span != frame.span ||
+        frames[i].payload != frame.payload) {
+      fail("peek_at and peek_from disagree");
+    }
+    at += frame.span;
     ++i;
   }
-  if (i != frames.size()) fail("peek_at stopped before peek did");
+  if (i != frames.size()) fail("peek_at stopped before peek_from did");
+
+  // (c) Each frame decoded by the side it is meant for. Task payloads may be
+  // patched in place (see the top), after the walks that compare them.
+  for (const Seen& seen : frames) {
+    if (!ring.peek_at(seen.position, frame)) fail("a frame seen before is gone");
+    if (frame.header.kind == FrameKind::result) {
+      decode_result(frame, side_mode);
+    } else if (frame.header.kind == FrameKind::task) {
+      run_task(frame, data.get() + (frame.payload - data.get()), side_mode);
+    }
+  }
+  if (peek == Ring::Peek::empty) ring.pop_to(position);
   return 0;
 }

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Writes the seed inputs of frame_decoder_fuzz into a folder (default: corpus/ next to this file).
 
-Each seed is a well-formed result ring in the fuzz target's input layout
-(see frame_decoder_fuzz.cpp): head u64, tail word u64, geometry byte, ring
-bytes. Payloads follow cereal's binary format as procpool writes it:
-arithmetic little-endian, sizes as u64, a result starts with a status byte,
-an error is (u8 kind, string type name, string message).
+Each seed is a well-formed ring in the fuzz target's input layout (see
+frame_decoder_fuzz.cpp): head u64, tail word u64, geometry byte, ring bytes.
+Payloads follow cereal's binary format as procpool writes it: arithmetic
+little-endian, sizes as u64, a result starts with a status byte, an error is
+(u8 kind, string type name, string message). A task starts with its
+invoker's code ref, here symbolic: module word k names the target's k-th
+invoker (INVOKERS below, in the order of invokers() in the target), and a
+function pointer's ref with module word 1 names the target's function.
 """
 import os
 import struct
@@ -24,6 +27,14 @@ def string(s): return u64(len(s)) + s.encode()
 def error(kind, type_name, message): return u8(kind) + string(type_name) + string(message)
 def value(body): return u8(0) + body
 def failed(body): return u8(1) + body
+
+
+# The fuzz target's invokers, by their 1-based index.
+NEGATE, REVERSE, SUFFIX, SUMMARIZE, PICKY, TWICE_CHUNK, NOTHING = range(1, 8)
+
+
+def task(invoker, body, callable_ref=b''):
+    return u64(invoker) + u64(0) + callable_ref + body
 
 
 def frame(kind, payload, task_id=0, flags=0):
@@ -71,6 +82,20 @@ def seeds():
     # Wrapped: a padding frame fills the end of a 64-byte ring, the result is at offset 0.
     yield 'wrapped', ring([frame(RESULT, value(i32(5)), task_id=12)], capacity=64, head=48,
                           prefix=frame(PADDING, b''))
+    # Tasks, run as a worker runs them, then their results read as the parent reads them.
+    yield 'task_function_pointer', ring([frame(TASK, task(NEGATE, i32(7), callable_ref=u64(1) + u64(0)), task_id=20)])
+    yield 'task_lambda', ring([frame(TASK, task(REVERSE, string('abc')), task_id=21)])
+    yield 'task_function_object', ring([frame(TASK, task(SUFFIX, string('x' * 300), callable_ref=string('!' * 900)),
+                                              task_id=22)])
+    yield 'task_containers', ring([frame(TASK, task(SUMMARIZE, strings + mapping), task_id=23)])
+    yield 'task_throws', ring([frame(TASK, task(PICKY, i32(-1)), task_id=24), frame(TASK, task(PICKY, i32(0)), task_id=25),
+                               frame(TASK, task(PICKY, i32(3)), task_id=26)])
+    yield 'task_chunk', ring([frame(TASK, task(TWICE_CHUNK, u64(3) + string('a') + string('') + string('b' * 200)),
+                                    task_id=27)])
+    yield 'task_void', ring([frame(TASK, task(NOTHING, i32(1)), task_id=28)])
+    yield 'task_foreign_build', ring([frame(TASK, u64(0xdeadbeefcafef00d) + u64(0x1000) + i32(1), task_id=29)])
+    big_task = task(REVERSE, string('large'))
+    yield 'task_side_channel', ring([frame(TASK, u64(len(big_task)) + big_task, task_id=30, flags=SIDE_CHANNEL)])
     # Indices near 2**64: offsets still come out right as they wrap.
     yield 'high_indices', ring([frame(RESULT, value(string('hi')), task_id=13)], capacity=128, head=2**64 - 32)
 

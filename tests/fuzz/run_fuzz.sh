@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the frame-decoder libFuzzer target with clang (ASan + UBSan) and runs
-# it for a fixed number of executions from a fixed seed. Exits non-zero on a
+# Builds the frame-decoder libFuzzer target with clang (ASan + UBSan) over the
+# library's own decoding sources and runs it for a fixed number of executions
+# from a fixed seed. Exits non-zero on a
 # crash, a sanitizer report, a leak, an oversized allocation or a slow input;
 # the offending input is kept in <scratch>/artifacts and printed in base64.
 #
@@ -34,24 +35,28 @@ printf '%s\n' '#include <cstddef>' '#include <cstdint>' \
   die "$cxx cannot link a libFuzzer target with ASan/UBSan (Debian: apt-get install libclang-rt-14-dev, or run scripts/setup.sh):
 $(tail -5 "$probe.log")"
 
-# The target and the library sources its decoding path needs, all
-# instrumented (coverage and sanitizers), built straight from the tree.
+# The target and the library sources of both ends' decoding paths (the
+# parent's result drain, the worker's task run), all instrumented (coverage
+# and sanitizers), built straight from the tree.
 binary="$scratch/frame_decoder_fuzz"
 sources=(
   tests/fuzz/frame_decoder_fuzz.cpp
-  engine/ipc/ring.cpp
-  engine/executor/result_state.cpp
   engine/sys/futex.cpp
   engine/sys/fd_passing.cpp
+  engine/ipc/ring.cpp
+  engine/ipc/side_channel.cpp
+  engine/ipc/memfd_store.cpp
+  engine/executor/code_ref.cpp
+  engine/executor/payload.cpp
+  engine/executor/result_state.cpp
   serialization/buffer.cpp
   serialization/error_codec.cpp
-  engine/ipc/side_channel.cpp
 )
 echo "run_fuzz.sh: building $binary with $("$cxx" --version | head -1)"
 start=$SECONDS
 (cd "$src" && "$cxx" -std=c++20 -O1 -g -fno-omit-frame-pointer -Wall -Wextra \
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-  -I include -I . "${sources[@]}" -o "$binary")
+  -Wl,--build-id -I include -I . "${sources[@]}" -o "$binary")
 echo "run_fuzz.sh: built in $((SECONDS - start)) s"
 
 # A fresh corpus each time (the checked-in seeds are read, never written), so
