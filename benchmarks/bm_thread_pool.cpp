@@ -22,7 +22,6 @@ namespace pb = procpool_bench;
 constexpr int kWorkers = 2;
 constexpr int kBatch = 10000;
 constexpr int kMapItems = 1'000'000;
-constexpr std::size_t kEchoBytes = std::size_t{16} << 20;
 // Python's automatic chunksize: about four chunks per worker (procpool caps its chunks at 4096 items).
 constexpr std::size_t kMapChunks = 4 * kWorkers;
 
@@ -95,21 +94,23 @@ static void BM_ThreadPoolMap(benchmark::State& state) {
 }
 BENCHMARK(BM_ThreadPoolMap)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// Echo: submit(echo, 16 MiB std::vector<char>).get() by value, one at a time; bytes_per_second counts the 16 MiB once per round trip.
-static void BM_ThreadPoolEcho16MiB(benchmark::State& state) {
+// Echo: submit(echo, std::vector<char> of Arg bytes).get() by value, one at a time; bytes_per_second counts the payload once per round trip (sizes as BM_PoolEcho).
+static void BM_ThreadPoolEcho(benchmark::State& state) {
+    const auto bytes = static_cast<std::size_t>(state.range(0));
     procpool_bench::ThreadPool pool(kWorkers);
-    std::vector<char> payload(kEchoBytes);
-    for (std::size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 131);
+    const std::vector<char> payload = pb::pattern(bytes);
+    const pb::MinorFaults faults;
     for (auto _ : state) {
         const std::vector<char> back = pool.submit(echo, payload).get();
-        if (back.size() != payload.size() || back[12345] != payload[12345]) {
+        if (!pb::same_echo(back, payload)) {
             state.SkipWithError("echo returned different bytes");
             break;
         }
     }
-    state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(kEchoBytes));
+    state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(bytes));
+    state.counters["minflt_per_iter"] = faults.per(state.iterations());
 }
-BENCHMARK(BM_ThreadPoolEcho16MiB)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ThreadPoolEcho)->Apply(pb::echo_sizes)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // CPU-bound, serial: the 16 cpu_task()s of BM_ThreadPoolCpuBound one after the other; compare.py divides the two times.
 static void BM_SerialCpuBound(benchmark::State& state) {
