@@ -76,7 +76,8 @@ KEPT_HEAP_FILTER = f"^(BM_PoolEcho/{16 << 20}|BM_FreshVector16MiB)/"
 # aim=True marks a goal rather than a requirement. program= names the Google
 # Benchmark program of procpool's side when it is not bm_pool (the row is "-"
 # when that program was not built); sweep_bytes= puts the row on the curve in
-# echo_sizes.png at that size; plot=False leaves it out of comparison.png.
+# echo_sizes.png at that size; plot=False leaves it out of comparison.png;
+# refs= lists rows whose procpool value its panel draws as a reference line.
 FIGURES = [
     dict(key="apply_async_noop", title="apply_async no-op throughput",
          kind="throughput",
@@ -113,7 +114,7 @@ FIGURES = [
          kind="bandwidth", sweep_bytes=16 << 20,
          procpool=f"BM_PoolEcho/{16 << 20}/real_time",
          thread_pool=f"BM_ThreadPoolEcho/{16 << 20}/real_time",
-         python="echo_bytes_per_s",
+         python="echo_bytes_per_s", refs=["memcpy_16mib", "fresh_vector_16mib"],
          targets=[dict(of="vs_python", op=">=", bound=50),
                   dict(of="procpool", op=">=", bound=5e9, aim=True),
                   dict(of="figure", figure="fresh_vector_16mib", op=">=", bound=0.5)]),
@@ -123,17 +124,17 @@ FIGURES = [
          kind="bandwidth",
          procpool=f"{KEPT_HEAP}:BM_PoolEcho/{16 << 20}/real_time",
          thread_pool=f"BM_ThreadPoolEcho/{16 << 20}/real_time",
-         python="echo_bytes_per_s",
+         python="echo_bytes_per_s", refs=["memcpy_16mib", "fresh_vector_16mib"],
          targets=[dict(of="vs_python", op=">=", bound=50),
                   dict(of="procpool", op=">=", bound=3e9),
                   dict(of="procpool", op=">=", bound=5e9, aim=True)]),
     # Beside the echo, from the same bm_pool run: the ceiling (one memcpy
     # between warm buffers) and the floor (fresh vector, default malloc).
     dict(key="memcpy_16mib", title="ceiling: one memcpy of 16 MiB, warm buffers",
-         kind="bandwidth",
+         kind="bandwidth", plot=False,
          procpool="BM_Memcpy16MiB", thread_pool=None, python=None),
     dict(key="fresh_vector_16mib", title="floor: allocate + fill a fresh 16 MiB vector (default malloc)",
-         kind="bandwidth",
+         kind="bandwidth", plot=False,
          procpool="BM_FreshVector16MiB", thread_pool=None, python=None),
     # The check that the tunables took effect: the parent's minor page faults
     # (getrusage ru_minflt) per iteration; 4096 = every page of 16 MiB fresh.
@@ -214,10 +215,10 @@ FIGURES += [
          targets=[dict(of="figure", figure="roundtrip", op="<=", bound=2)]),
     # Parent + zygote + workers, the parent's own 256 MiB vector included.
     dict(key="shared_arg_pss_before", title="Shared 256 MiB: pool PSS before share()",
-         kind="memory", counter="pss_kib_before", program="bm_data",
+         kind="memory", counter="pss_kib_before", program="bm_data", plot=False,
          procpool="BM_PoolSharedArg", thread_pool=None, python=None),
     dict(key="shared_arg_pss_after", title="Shared 256 MiB: pool PSS after the 10,000 tasks",
-         kind="memory", counter="pss_kib_after", program="bm_data",
+         kind="memory", counter="pss_kib_after", program="bm_data", plot=False,
          procpool="BM_PoolSharedArg", thread_pool=None, python=None),
     # (after - before) / 256 MiB / 2 workers: the shared copy and the workers' decoded ones.
     dict(key="shared_arg_growth", title="Shared 256 MiB: pool PSS growth, copies per worker",
@@ -225,7 +226,7 @@ FIGURES += [
          procpool="BM_PoolSharedArg", thread_pool=None, python=None,
          targets=[dict(of="procpool", op="<=", bound=1.0)]),
     # 16 slice tasks of 16 MiB, in place; memory bandwidth bounds both sides.
-    dict(key="shared_array_map", title="map x*1.0001+1 in place over 256 MiB of floats (SharedArray vs std::vector)",
+    dict(key="shared_array_map", title="in-place map over 256 MiB of floats (SharedArray / vector)",
          kind="bandwidth", program="bm_data",
          procpool="BM_PoolSharedArrayMap",
          thread_pool="BM_ThreadPoolVectorMap",
@@ -502,15 +503,17 @@ def evaluate_targets(fig, row, rows_by_key):
     figure= (already in rows_by_key, or evaluated later: see main)."""
     out = []
     for t in fig.get("targets", []):
+        extra = {}
         if t["of"] == "figure":
             other = rows_by_key.get(t["figure"], {}).get("procpool")
             value = (row["procpool"] / other
                      if row["procpool"] is not None and other else None)
+            extra["other"] = other
         else:
             value = row["procpool" if t["of"] == "procpool" else f"procpool_{t['of']}"]
         met = None if value is None else (
             value >= t["bound"] if t["op"] == ">=" else value <= t["bound"])
-        out.append(dict(t, aim=bool(t.get("aim")), value=value, met=met))
+        out.append(dict(t, aim=bool(t.get("aim")), value=value, met=met, **extra))
     return out
 
 
@@ -531,6 +534,8 @@ def fmt_value(kind, v):
     if kind == "cpu_percent":
         return f"{v:.2g}%" if abs(v) < 1 else f"{v:.3g}%"
     if kind == "memory":
+        if v >= 1024 * 1024:
+            return f"{v / 1024 / 1024:.3g} GiB"
         return f"{v / 1024:.3g} MiB" if v >= 1024 else f"{v:.3g} KiB"
     if kind == "growth":
         return f"{v:.2g} B/task"
@@ -666,6 +671,20 @@ def plot_matplotlib(rows, png, title):
                             f"{t['op']} {fmt_value(r['kind'], t['bound'])}: {state}",
                             (0.01, t["bound"]), xycoords=("axes fraction", "data"),
                             fontsize=7, color="0.3", va="bottom")
+        # Figure-relative targets (e.g. 0.5x the floor) and reference rows
+        # (the memcpy ceiling, the fresh-vector floor) as dotted lines.
+        lines = [(f"{'aim' if t['aim'] else 'target'} {t['op']} {t['bound']:g}x "
+                  f"{FIGURE_NAMES.get(t['figure'], t['figure'])}",
+                  t["bound"] * t["other"]) for t in r["targets"]
+                 if t["of"] == "figure" and t.get("other")]
+        lines += [(ref["title"].split(":")[0], ref["value"]) for ref in r.get("refs", [])
+                  if ref["value"]]
+        for label, y in lines:
+            bounds.append(y)
+            ax.axhline(y, color="0.5", linestyle=":", linewidth=0.8)
+            ax.annotate(f"{label}: {fmt_value(r['kind'], y)}", (0.99, y),
+                        xycoords=("axes fraction", "data"), ha="right",
+                        fontsize=7, color="0.4", va="bottom")
         present = [v for v, ok in zip(vals, shown) if ok] + bounds
         if present and log_axis:  # headroom for the labels on the log axis
             ax.set_ylim(min(present) / 3, max(present) * 4)
@@ -935,6 +954,8 @@ def main():
         by_key = {r["key"]: r for r in rows}
         for fig, row in zip(figs, rows):
             row["targets"] = evaluate_targets(fig, row, by_key)
+            row["refs"] = [dict(key=k, title=by_key[k]["title"], value=by_key[k]["procpool"])
+                           for k in fig.get("refs", []) if k in by_key]
             for t in row["targets"]:
                 if "not_measured" in row:
                     t["missing"] = row["not_measured"]
