@@ -8,6 +8,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdint>
+#include <cstring>
 #include <numeric>
 #include <procpool/procpool.hpp>
 #include <thread>
@@ -86,21 +87,51 @@ static void BM_PoolMap(benchmark::State& state) {
 }
 BENCHMARK(BM_PoolMap)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// Echo: apply_async(echo, 16 MiB std::vector<char>).get(), one at a time; bytes_per_second counts the 16 MiB once per round trip.
-static void BM_PoolEcho16MiB(benchmark::State& state) {
+// Echo: apply_async(echo, std::vector<char> of Arg bytes).get(), one at a time; bytes_per_second counts the payload once per round trip.
+// Sizes 1 KiB, 64 KiB, 1 MiB, 16 MiB, 256 MiB (compare.py plots the curve); minflt_per_iter = this process's page faults per round trip.
+static void BM_PoolEcho(benchmark::State& state) {
+  const auto bytes = static_cast<std::size_t>(state.range(0));
   procpool::Pool pool(workers);
-  std::vector<char> payload(echo_bytes);
-  for (std::size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 131);
+  const std::vector<char> payload = pb::pattern(bytes);
+  const pb::MinorFaults faults;
   for (auto _ : state) {
     const std::vector<char> back = pool.apply_async(echo, payload).get();
-    if (back.size() != payload.size() || back[12345] != payload[12345]) {
+    if (!pb::same_echo(back, payload)) {
       state.SkipWithError("echo returned different bytes");
       break;
     }
   }
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(bytes));
+  state.counters["minflt_per_iter"] = faults.per(state.iterations());
+}
+BENCHMARK(BM_PoolEcho)->Apply(pb::echo_sizes)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Ceiling for the 16 MiB echo: one memcpy of 16 MiB between two warm buffers; bytes_per_second counts 16 MiB per copy.
+static void BM_Memcpy16MiB(benchmark::State& state) {
+  const std::vector<char> from = pb::pattern(echo_bytes);
+  std::vector<char> to(echo_bytes);
+  for (auto _ : state) {
+    std::memcpy(to.data(), from.data(), echo_bytes);
+    benchmark::DoNotOptimize(to.data());
+    benchmark::ClobberMemory();
+  }
   state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(echo_bytes));
 }
-BENCHMARK(BM_PoolEcho16MiB)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Memcpy16MiB)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Floor for the 16 MiB echo: allocate a fresh std::vector<char> of 16 MiB and fill it (a copy of a warm buffer), freed each time, with this process's malloc; minflt_per_iter shows whether the heap kept its pages.
+static void BM_FreshVector16MiB(benchmark::State& state) {
+  const std::vector<char> from = pb::pattern(echo_bytes);
+  const pb::MinorFaults faults;
+  for (auto _ : state) {
+    std::vector<char> fresh(from.begin(), from.end());
+    benchmark::DoNotOptimize(fresh.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(echo_bytes));
+  state.counters["minflt_per_iter"] = faults.per(state.iterations());
+}
+BENCHMARK(BM_FreshVector16MiB)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // CPU-bound, serial: the 16 cpu_task()s of BM_PoolCpuBound run one after the other here; compare.py divides the two times.
 static void BM_SerialCpuBound(benchmark::State& state) {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <future>
+#include <memory>
 #include <numeric>
 #include <span>
 #include <thread>
@@ -22,12 +23,26 @@ namespace pb = procpool_bench;
 constexpr int kWorkers = 2;
 constexpr int kBatch = 10000;
 constexpr int kMapItems = 1'000'000;
-constexpr std::size_t kEchoBytes = std::size_t{16} << 20;
+// BM_ThreadPoolSharedArg / BM_ThreadPoolVectorMap: as bm_data.cpp's shared_bytes, array_floats, array_slices.
+constexpr std::size_t kSharedBytes = std::size_t{256} << 20;
+constexpr std::size_t kArrayFloats = std::size_t{64} << 20;  // 256 MiB of floats
+constexpr std::size_t kArraySlices = 16;                     // 16 MiB per task, 8 per worker
 // Python's automatic chunksize: about four chunks per worker (procpool caps its chunks at 4096 items).
 constexpr std::size_t kMapChunks = 4 * kWorkers;
 
 int noop(int x) { return x; }
 std::vector<char> echo(std::vector<char> bytes) { return bytes; }
+
+// Reads one byte of the shared payload, so the task cannot skip it.
+int read_shared(const std::shared_ptr<const std::vector<char>>& bytes, int i) {
+    return (*bytes)[static_cast<std::size_t>(i) % bytes->size()] + i;
+}
+
+// The map slice task: a read-modify-write of every element, in place.
+std::size_t scale_in_place(std::span<float> xs) {
+    for (float& x : xs) x = x * 1.0001f + 1.0f;
+    return xs.size();
+}
 
 // A map chunk task: reads its slice in place (threads share memory) and
 // returns its results, as a thread-pool user would write it.
@@ -95,21 +110,68 @@ static void BM_ThreadPoolMap(benchmark::State& state) {
 }
 BENCHMARK(BM_ThreadPoolMap)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// Echo: submit(echo, 16 MiB std::vector<char>).get() by value, one at a time; bytes_per_second counts the 16 MiB once per round trip.
-static void BM_ThreadPoolEcho16MiB(benchmark::State& state) {
+// Echo: submit(echo, std::vector<char> of Arg bytes).get() by value, one at a time; bytes_per_second counts the payload once per round trip (sizes as BM_PoolEcho).
+static void BM_ThreadPoolEcho(benchmark::State& state) {
+    const auto bytes = static_cast<std::size_t>(state.range(0));
     procpool_bench::ThreadPool pool(kWorkers);
-    std::vector<char> payload(kEchoBytes);
-    for (std::size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 131);
+    const std::vector<char> payload = pb::pattern(bytes);
+    const pb::MinorFaults faults;
     for (auto _ : state) {
         const std::vector<char> back = pool.submit(echo, payload).get();
-        if (back.size() != payload.size() || back[12345] != payload[12345]) {
+        if (!pb::same_echo(back, payload)) {
             state.SkipWithError("echo returned different bytes");
             break;
         }
     }
-    state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(kEchoBytes));
+    state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(bytes));
+    state.counters["minflt_per_iter"] = faults.per(state.iterations());
 }
-BENCHMARK(BM_ThreadPoolEcho16MiB)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ThreadPoolEcho)->Apply(pb::echo_sizes)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Shared argument: a 256 MiB std::vector<char> behind a shared_ptr passed to 10,000 tasks (the thread pool's equivalent of Shared<T>), collected; us_per_task = real time / 10,000.
+static void BM_ThreadPoolSharedArg(benchmark::State& state) {
+    procpool_bench::ThreadPool pool(kWorkers);
+    const auto shared = std::make_shared<const std::vector<char>>(pb::pattern(kSharedBytes));
+    std::vector<std::future<int>> futures;
+    futures.reserve(kBatch);
+    std::int64_t sum = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (auto _ : state) {
+        futures.clear();
+        for (int i = 0; i < kBatch; ++i) futures.push_back(pool.submit(read_shared, shared, i));
+        for (auto& f : futures) sum += f.get();
+    }
+    const std::chrono::duration<double, std::micro> wall = std::chrono::steady_clock::now() - t0;
+    benchmark::DoNotOptimize(sum);
+    state.SetItemsProcessed(state.iterations() * kBatch);
+    state.counters["us_per_task"] = wall.count() / static_cast<double>(state.iterations() * kBatch);
+}
+BENCHMARK(BM_ThreadPoolSharedArg)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Vector map: x = x * 1.0001f + 1 in place over a 256 MiB std::vector<float>, as kMapSlices slice tasks (bm_data.cpp's BM_PoolSharedArrayMap does the same over a SharedArray<float>); bytes_per_second counts the 256 MiB once per pass.
+static void BM_ThreadPoolVectorMap(benchmark::State& state) {
+    procpool_bench::ThreadPool pool(kWorkers);
+    std::vector<float> data(kArrayFloats);
+    const std::size_t slice = kArrayFloats / kArraySlices;
+    std::vector<std::future<std::size_t>> futures;
+    auto pass = [&] {
+        futures.clear();
+        for (std::size_t first = 0; first < data.size(); first += slice)
+            futures.push_back(pool.submit(scale_in_place, std::span<float>(data).subspan(first, slice)));
+        std::size_t done = 0;
+        for (auto& f : futures) done += f.get();
+        return done;
+    };
+    pass();  // first touch of every page, outside the timed loop
+    for (auto _ : state) {
+        if (pass() != data.size()) {
+            state.SkipWithError("map covered the wrong number of elements");
+            break;
+        }
+    }
+    state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(kArrayFloats * sizeof(float)));
+}
+BENCHMARK(BM_ThreadPoolVectorMap)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // CPU-bound, serial: the 16 cpu_task()s of BM_ThreadPoolCpuBound one after the other; compare.py divides the two times.
 static void BM_SerialCpuBound(benchmark::State& state) {

@@ -9,6 +9,12 @@ Runs, one after the other (never concurrently, so they do not compete for
 cores):
   * BUILD/benchmarks/bm_pool         procpool           (Google Benchmark)
   * BUILD/benchmarks/bm_thread_pool  classic thread pool (Google Benchmark)
+  * BUILD/benchmarks/bm_pool again, only its 16 MiB echo and fresh vector,
+                                     with GLIBC_TUNABLES that keep the parent's
+                                     heap (KEPT_HEAP_TUNABLES)
+  * BUILD/benchmarks/bm_data         procpool Shared<T> / SharedArray<T>, when
+                                     built (once include/procpool/shared_array.hpp
+                                     exists); else those figures are "-"
   * benchmarks/python_pool.py        multiprocessing.Pool, run with the
                                      interpreter running this script
   * BUILD/benchmarks/bm_mpi and benchmarks/python_mpi_futures.py, each under
@@ -16,8 +22,9 @@ cores):
                                      host), when bm_mpi was built: procpool::mpi
                                      beside mpi4py.futures (run_mpi)
 then prints a markdown table (with each figure's targets, met or not), and
-writes DIR/comparison.json and DIR/comparison.png (DIR defaults to
-BUILD/benchmark-results).
+writes DIR/comparison.json, DIR/comparison.png and DIR/echo_sizes.png (the
+echo's bytes/s against payload size, 1 KiB to 256 MiB, log-log; DIR defaults
+to BUILD/benchmark-results).
 
 --quick passes --benchmark_min_time=0.2 and sets PROCPOOL_BENCH_QUICK=1 for
 the Google Benchmark programs (the idle and memory figures then run a
@@ -45,6 +52,14 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
+# The second bm_pool run (the parent keeps its heap): glibc tunables that keep
+# freed memory in the heap (no mmap for blocks under 32 MiB, no trimming),
+# and the benchmarks it runs. Its entries are renamed "kept_heap:<name>".
+KEPT_HEAP = "kept_heap"
+KEPT_HEAP_TUNABLES = ("glibc.malloc.mmap_threshold=33554432:"
+                      "glibc.malloc.trim_threshold=2147483648")
+KEPT_HEAP_FILTER = f"^(BM_PoolEcho/{16 << 20}|BM_FreshVector16MiB)/"
+
 # One row per figure. kind is a key of KINDS below: it says where a Google
 # Benchmark value comes from, its unit and which way is better. procpool /
 # thread_pool name Google Benchmark benchmarks (a full name such as
@@ -55,8 +70,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # time, both from the same run of that side. counter= overrides the kind's
 # Google Benchmark counter. targets= lists what the issue asks of procpool:
 # dict(of=..., op=">=" or "<=", bound=...) where of is "vs_python",
-# "vs_thread_pool" (the ratio columns) or "procpool" (its own value); aim=True
-# marks a goal rather than a requirement.
+# "vs_thread_pool" (the ratio columns), "procpool" (its own value), or
+# "figure" with figure=KEY: procpool's value divided by procpool's value in
+# row KEY of the same run (e.g. >= 0.5x a floor, <= 2x a round trip);
+# aim=True marks a goal rather than a requirement. program= names the Google
+# Benchmark program of procpool's side when it is not bm_pool (the row is "-"
+# when that program was not built); sweep_bytes= puts the row on the curve in
+# echo_sizes.png at that size; plot=False leaves it out of comparison.png;
+# refs= lists rows whose procpool value its panel draws as a reference line.
 FIGURES = [
     dict(key="apply_async_noop", title="apply_async no-op throughput",
          kind="throughput",
@@ -85,14 +106,54 @@ FIGURES = [
          thread_pool="BM_ThreadPoolMap",
          python="map_items_per_s",
          targets=[dict(of="vs_python", op=">=", bound=10)]),
-    # The 16 MiB is counted once per round trip on every side.
+    # The 16 MiB is counted once per round trip on every side; the 16 MiB point
+    # of the echo sweep. The parent runs glibc's default malloc here: the issue
+    # asks at least half the rate of allocating and filling one fresh 16 MiB
+    # vector (fresh_vector_16mib), the floor no engine can beat with it.
     dict(key="echo_16mib", title="echo of 16 MiB, one at a time",
-         kind="bandwidth",
-         procpool="BM_PoolEcho16MiB",
-         thread_pool="BM_ThreadPoolEcho16MiB",
-         python="echo_bytes_per_s",
+         kind="bandwidth", sweep_bytes=16 << 20,
+         procpool=f"BM_PoolEcho/{16 << 20}/real_time",
+         thread_pool=f"BM_ThreadPoolEcho/{16 << 20}/real_time",
+         python="echo_bytes_per_s", refs=["memcpy_16mib", "fresh_vector_16mib"],
          targets=[dict(of="vs_python", op=">=", bound=50),
+                  dict(of="procpool", op=">=", bound=5e9, aim=True),
+                  dict(of="figure", figure="fresh_vector_16mib", op=">=", bound=0.5)]),
+    # The same echo in a second bm_pool run whose parent keeps its heap
+    # (KEPT_HEAP_TUNABLES, as the README recommends for data-heavy programs).
+    dict(key="echo_16mib_kept_heap", title="echo of 16 MiB, parent keeps its heap (GLIBC_TUNABLES)",
+         kind="bandwidth",
+         procpool=f"{KEPT_HEAP}:BM_PoolEcho/{16 << 20}/real_time",
+         thread_pool=f"BM_ThreadPoolEcho/{16 << 20}/real_time",
+         python="echo_bytes_per_s", refs=["memcpy_16mib", "fresh_vector_16mib"],
+         targets=[dict(of="vs_python", op=">=", bound=50),
+                  dict(of="procpool", op=">=", bound=3e9),
                   dict(of="procpool", op=">=", bound=5e9, aim=True)]),
+    # Beside the echo, from the same bm_pool run: the ceiling (one memcpy
+    # between warm buffers) and the floor (fresh vector, default malloc).
+    dict(key="memcpy_16mib", title="ceiling: one memcpy of 16 MiB, warm buffers",
+         kind="bandwidth", plot=False,
+         procpool="BM_Memcpy16MiB", thread_pool=None, python=None),
+    dict(key="fresh_vector_16mib", title="floor: allocate + fill a fresh 16 MiB vector (default malloc)",
+         kind="bandwidth", plot=False,
+         procpool="BM_FreshVector16MiB", thread_pool=None, python=None),
+    # The check that the tunables took effect: the parent's minor page faults
+    # (getrusage ru_minflt) per iteration; 4096 = every page of 16 MiB fresh.
+    dict(key="echo_16mib_faults", title="parent page faults per 16 MiB echo (default malloc)",
+         kind="faults", plot=False,
+         procpool=f"BM_PoolEcho/{16 << 20}/real_time",
+         thread_pool=f"BM_ThreadPoolEcho/{16 << 20}/real_time",
+         python=None),
+    dict(key="echo_16mib_kept_heap_faults", title="parent page faults per 16 MiB echo (heap kept)",
+         kind="faults", plot=False,
+         procpool=f"{KEPT_HEAP}:BM_PoolEcho/{16 << 20}/real_time",
+         thread_pool=None, python=None),
+    dict(key="fresh_vector_16mib_faults", title="page faults per fresh 16 MiB vector (default malloc)",
+         kind="faults", plot=False,
+         procpool="BM_FreshVector16MiB", thread_pool=None, python=None),
+    dict(key="fresh_vector_16mib_kept_heap_faults", title="page faults per fresh 16 MiB vector (heap kept)",
+         kind="faults", plot=False,
+         procpool=f"{KEPT_HEAP}:BM_FreshVector16MiB",
+         thread_pool=None, python=None),
     # Python runs a shorter task (pure Python); only speed-ups are compared.
     dict(key="cpu_bound_speedup", title="CPU-bound tasks, 2 workers vs serial",
          kind="speedup",
@@ -128,6 +189,51 @@ FIGURES = [
          targets=[dict(of="procpool", op="<=", bound=1.0)]),
 ]
 
+# The echo sweep: the other sizes of BM_PoolEcho / BM_ThreadPoolEcho /
+# python_pool.py's ECHO_SIZES (16 MiB is echo_16mib above). Table rows, and
+# together with echo_16mib the curve in echo_sizes.png (not comparison.png).
+FIGURES += [
+    dict(key=f"echo_{label}", title=f"echo of {label.replace('kib', ' KiB').replace('mib', ' MiB')}, one at a time",
+         kind="bandwidth", sweep_bytes=n, plot=False,
+         procpool=f"BM_PoolEcho/{n}/real_time",
+         thread_pool=f"BM_ThreadPoolEcho/{n}/real_time",
+         python=f"echo_{n}_bytes_per_s")
+    for label, n in (("1kib", 1 << 10), ("64kib", 64 << 10), ("1mib", 1 << 20), ("256mib", 256 << 20))
+]
+
+# bm_data (Shared<T>, SharedArray<T>): built only once the data plane's
+# headers are in include/procpool/. Without it, procpool's side of these rows
+# is "-" and their targets are "not measured", never met.
+FIGURES += [
+    # First 10,000 tasks after share(), each worker's one decode included;
+    # thread pool: a shared_ptr to the same vector.
+    dict(key="shared_arg", title="Shared<vector> of 256 MiB passed to 10,000 tasks, per task",
+         kind="latency", counter="us_per_task", program="bm_data",
+         procpool="BM_PoolSharedArg",
+         thread_pool="BM_ThreadPoolSharedArg",
+         python=None,
+         targets=[dict(of="figure", figure="roundtrip", op="<=", bound=2)]),
+    # Parent + zygote + workers, the parent's own 256 MiB vector included.
+    dict(key="shared_arg_pss_before", title="Shared 256 MiB: pool PSS before share()",
+         kind="memory", counter="pss_kib_before", program="bm_data", plot=False,
+         procpool="BM_PoolSharedArg", thread_pool=None, python=None),
+    dict(key="shared_arg_pss_after", title="Shared 256 MiB: pool PSS after the 10,000 tasks",
+         kind="memory", counter="pss_kib_after", program="bm_data", plot=False,
+         procpool="BM_PoolSharedArg", thread_pool=None, python=None),
+    # (after - before) / 256 MiB / 2 workers: the shared copy and the workers' decoded ones.
+    dict(key="shared_arg_growth", title="Shared 256 MiB: pool PSS growth, copies per worker",
+         kind="copies", counter="growth_copies_per_worker", program="bm_data",
+         procpool="BM_PoolSharedArg", thread_pool=None, python=None,
+         targets=[dict(of="procpool", op="<=", bound=1.0)]),
+    # 16 slice tasks of 16 MiB, in place; memory bandwidth bounds both sides.
+    dict(key="shared_array_map", title="in-place map over 256 MiB of floats (SharedArray / vector)",
+         kind="bandwidth", program="bm_data",
+         procpool="BM_PoolSharedArrayMap",
+         thread_pool="BM_ThreadPoolVectorMap",
+         python=None,
+         targets=[dict(of="vs_thread_pool", op=">=", bound=0.8)]),
+]
+
 # kind: unit, whether higher is better, the Google Benchmark value (a counter
 # name, or "real_time" converted to microseconds), whether procpool-vs-other
 # ratios mean something, and whether the plot uses a log axis.
@@ -147,6 +253,12 @@ KINDS = {
                    ratios=True, log=False),
     "growth": dict(unit="bytes/task", higher=False,
                    gbench="growth_bytes_per_task", ratios=False, log=False),
+    # Copies of a payload: PSS growth / payload size / workers.
+    "copies": dict(unit="copies/worker", higher=False,
+                   gbench="growth_copies_per_worker", ratios=False, log=False),
+    # Minor page faults (getrusage ru_minflt) of the parent per iteration.
+    "faults": dict(unit="faults/iter", higher=False, gbench="minflt_per_iter",
+                   ratios=False, log=False),
 }
 
 # procpool::mpi (bm_mpi under mpirun -n 3: two worker ranks on this host)
@@ -166,6 +278,13 @@ FIGURES += [
          thread_pool=None,
          python="mpi4py_roundtrip_us"),
 ]
+
+# How a target of="figure" names the figure it divides by.
+FIGURE_NAMES = {
+    "fresh_vector_16mib": "the fresh-vector floor",
+    "roundtrip": "the no-op round trip",
+    "memcpy_16mib": "the memcpy ceiling",
+}
 
 SIDES = [  # (key in FIGURES / results, column label)
     ("procpool", "procpool"),
@@ -213,18 +332,36 @@ def check_binary(path, what):
         raise CompareError(f"{what} binary is not executable: {path}")
 
 
-def run_gbench(path, what, quick):
-    """Run a Google Benchmark binary, return its list of result entries."""
+def run_gbench(path, what, quick, env=None, bench_filter=None):
+    """Run a Google Benchmark binary (with `env` added to its environment and
+    only the benchmarks matching `bench_filter`, if given), return its list of
+    result entries."""
     check_binary(path, what)
     cmd = [path, "--benchmark_format=json"]
+    if bench_filter:
+        cmd.append(f"--benchmark_filter={bench_filter}")
     if quick:
         cmd.append(f"--benchmark_min_time={QUICK_MIN_TIME}")
-    out = run(cmd, what, env={"PROCPOOL_BENCH_QUICK": "1"} if quick else None)
+    env = dict(env or {}, **({"PROCPOOL_BENCH_QUICK": "1"} if quick else {}))
+    out = run(cmd, what, env=env or None)
     try:
         doc = json.loads(out)
     except json.JSONDecodeError as e:
         raise CompareError(f"{what} did not print valid JSON: {e}") from e
     return doc.get("benchmarks", [])
+
+
+def run_kept_heap(bm_pool, quick):
+    """bm_pool's 16 MiB echo and fresh vector again, in a process whose malloc
+    keeps freed memory (KEPT_HEAP_TUNABLES); entries renamed kept_heap:<name>."""
+    entries = run_gbench(bm_pool, "procpool, parent keeps its heap (bm_pool)", quick,
+                         env={"GLIBC_TUNABLES": KEPT_HEAP_TUNABLES},
+                         bench_filter=KEPT_HEAP_FILTER)
+    for e in entries:
+        for field in ("name", "run_name"):
+            if field in e:
+                e[field] = f"{KEPT_HEAP}:{e[field]}"
+    return entries
 
 
 def run_python(quick):
@@ -360,14 +497,23 @@ def python_figure(py, fig):
     return float(py[key]), []
 
 
-def evaluate_targets(fig, row):
-    """Each target of the figure with the measured value and whether it is met."""
+def evaluate_targets(fig, row, rows_by_key):
+    """Each target of the figure with the measured value and whether it is met.
+    A target of="figure" divides procpool's value by procpool's value in row
+    figure= (already in rows_by_key, or evaluated later: see main)."""
     out = []
     for t in fig.get("targets", []):
-        value = row["procpool" if t["of"] == "procpool" else f"procpool_{t['of']}"]
+        extra = {}
+        if t["of"] == "figure":
+            other = rows_by_key.get(t["figure"], {}).get("procpool")
+            value = (row["procpool"] / other
+                     if row["procpool"] is not None and other else None)
+            extra["other"] = other
+        else:
+            value = row["procpool" if t["of"] == "procpool" else f"procpool_{t['of']}"]
         met = None if value is None else (
             value >= t["bound"] if t["op"] == ">=" else value <= t["bound"])
-        out.append(dict(t, aim=bool(t.get("aim")), value=value, met=met))
+        out.append(dict(t, aim=bool(t.get("aim")), value=value, met=met, **extra))
     return out
 
 
@@ -388,9 +534,15 @@ def fmt_value(kind, v):
     if kind == "cpu_percent":
         return f"{v:.2g}%" if abs(v) < 1 else f"{v:.3g}%"
     if kind == "memory":
+        if v >= 1024 * 1024:
+            return f"{v / 1024 / 1024:.3g} GiB"
         return f"{v / 1024:.3g} MiB" if v >= 1024 else f"{v:.3g} KiB"
     if kind == "growth":
         return f"{v:.2g} B/task"
+    if kind == "copies":
+        return f"{v:.2f} copies/worker"
+    if kind == "faults":
+        return f"{v:.4g} faults"
     if v >= 1e6:
         return f"{v / 1e6:.3g} s"
     if v >= 1e3:
@@ -414,6 +566,9 @@ def fmt_target(kind, t):
     if t["of"] == "procpool":
         what = f"{op} {fmt_value(kind, t['bound'])}"
         shown = fmt_value(kind, t["value"])
+    elif t["of"] == "figure":
+        what = f"{op} {t['bound']:g}x {FIGURE_NAMES.get(t['figure'], t['figure'])}"
+        shown = fmt_ratio(t["value"])
     else:
         versus = "Python" if t["of"] == "vs_python" else "thread pool"
         what = f"{op} {t['bound']:g}x vs {versus}"
@@ -421,7 +576,7 @@ def fmt_target(kind, t):
     if t["aim"]:
         what = "aim " + what
     if t["met"] is None:
-        return f"{what}: no value"
+        return f"{what}: {t.get('missing') or 'no value'}"
     if t["met"]:
         return f"{what}: met ({shown})"
     v, b = t["value"], t["bound"]
@@ -516,6 +671,20 @@ def plot_matplotlib(rows, png, title):
                             f"{t['op']} {fmt_value(r['kind'], t['bound'])}: {state}",
                             (0.01, t["bound"]), xycoords=("axes fraction", "data"),
                             fontsize=7, color="0.3", va="bottom")
+        # Figure-relative targets (e.g. 0.5x the floor) and reference rows
+        # (the memcpy ceiling, the fresh-vector floor) as dotted lines.
+        lines = [(f"{'aim' if t['aim'] else 'target'} {t['op']} {t['bound']:g}x "
+                  f"{FIGURE_NAMES.get(t['figure'], t['figure'])}",
+                  t["bound"] * t["other"]) for t in r["targets"]
+                 if t["of"] == "figure" and t.get("other")]
+        lines += [(ref["title"].split(":")[0], ref["value"]) for ref in r.get("refs", [])
+                  if ref["value"]]
+        for label, y in lines:
+            bounds.append(y)
+            ax.axhline(y, color="0.5", linestyle=":", linewidth=0.8)
+            ax.annotate(f"{label}: {fmt_value(r['kind'], y)}", (0.99, y),
+                        xycoords=("axes fraction", "data"), ha="right",
+                        fontsize=7, color="0.4", va="bottom")
         present = [v for v, ok in zip(vals, shown) if ok] + bounds
         if present and log_axis:  # headroom for the labels on the log axis
             ax.set_ylim(min(present) / 3, max(present) * 4)
@@ -594,6 +763,102 @@ def _gnuplot_has_pngcairo(gnuplot):
     return "pngcairo" in proc.stdout
 
 
+def echo_sweep(rows):
+    """The echo rows by payload size: {"bytes": [...], side: [bytes/s or None]}."""
+    sweep = sorted((r for r in rows if "sweep_bytes" in r), key=lambda r: r["sweep_bytes"])
+    out = {"bytes": [r["sweep_bytes"] for r in sweep]}
+    for side, _ in SIDES:
+        out[side] = [r[side] for r in sweep]
+    return out
+
+
+def fmt_bytes(n):
+    for div, suffix in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
+        if n >= div:
+            return f"{n / div:g} {suffix}"
+    return f"{n} B"
+
+
+def plot_sweep_matplotlib(sweep, png, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for j, (side, label) in enumerate(SIDES):
+        pts = [(x, y) for x, y in zip(sweep["bytes"], sweep[side]) if y]
+        if pts:
+            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o",
+                    color=COLORS[j], label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(sweep["bytes"])
+    ax.set_xticklabels([fmt_bytes(n) for n in sweep["bytes"]])
+    ax.set_xlabel("payload size")
+    ax.set_ylabel("bytes/s (higher is better)")
+    ax.grid(which="major", alpha=0.3)
+    ax.legend()
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def plot_sweep_gnuplot(sweep, png, title, gnuplot):
+    def q(s):
+        return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    with tempfile.TemporaryDirectory() as tmp:
+        plots = []
+        for j, (side, label) in enumerate(SIDES):
+            dat = os.path.join(tmp, f"{side}.dat")
+            with open(dat, "w") as f:
+                for x, y in zip(sweep["bytes"], sweep[side]):
+                    if y:
+                        f.write(f"{x} {y}\n")
+            plots.append(f"{q(dat)} using 1:2 with linespoints lw 2 pt 7 "
+                         f"lc rgb {q(COLORS[j])} title {q(label)}")
+        tics = ", ".join(f"{q(fmt_bytes(n))} {n}" for n in sweep["bytes"])
+        script = [
+            "set terminal pngcairo size 820,550 font ',9' noenhanced"
+            if _gnuplot_has_pngcairo(gnuplot) else "set terminal png size 820,550 noenhanced",
+            f"set output {q(png)}",
+            f"set title {q(title)}",
+            "set logscale xy", "set grid", "set key top left",
+            f"set xtics ({tics})",
+            "set xlabel 'payload size'", "set ylabel 'bytes/s (higher is better)'",
+            "plot " + ", ".join(plots),
+        ]
+        gp = os.path.join(tmp, "sweep.gp")
+        with open(gp, "w") as f:
+            f.write("\n".join(script) + "\n")
+        proc = subprocess.run([gnuplot, gp], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr.strip())
+
+
+def plot_sweep(sweep, png, title):
+    """The echo sweep, log-log, one line per side. Returns the tool used or None."""
+    if not any(y for side, _ in SIDES for y in sweep[side]):
+        return None
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        plot_sweep_matplotlib(sweep, png, title)
+        return "matplotlib"
+    gnuplot = shutil.which("gnuplot")
+    if gnuplot:
+        try:
+            plot_sweep_gnuplot(sweep, png, title, gnuplot)
+            return "gnuplot"
+        except (RuntimeError, OSError) as e:
+            log(f"compare.py: warning: gnuplot failed, no sweep plot written: {e}")
+    return None
+
+
 def plot(rows, png, title):
     """Returns the tool used, or None if no plot was written."""
     try:
@@ -641,23 +906,42 @@ def main():
     now = datetime.datetime.now().astimezone()
     date = now.strftime("%Y-%m-%d %H:%M %Z")
 
-    binaries = [(os.path.join(bench_dir, "bm_pool"), "procpool (bm_pool)"),
+    bm_pool = os.path.join(bench_dir, "bm_pool")
+    bm_data = os.path.join(bench_dir, "bm_data")
+    binaries = [(bm_pool, "procpool (bm_pool)"),
                 (os.path.join(bench_dir, "bm_thread_pool"),
                  "thread pool (bm_thread_pool)")]
     try:
         for path, what in binaries:  # fail fast, before any long run
             check_binary(path, what)
         pp, tp = (run_gbench(path, what, args.quick) for path, what in binaries)
+        pp += run_kept_heap(bm_pool, args.quick)
+        programs = {"bm_pool": pp, "bm_data": None}
+        if os.path.isfile(bm_data):
+            programs["bm_data"] = run_gbench(bm_data, "procpool data plane (bm_data)",
+                                             args.quick)
+        else:
+            log("compare.py: no bm_data (include/procpool/shared_array.hpp not "
+                "in this tree yet): its procpool figures are shown as '-'")
         py = run_python(args.quick)
         mpi = None if args.no_mpi else run_mpi(bench_dir, args.quick)
         if mpi:
-            pp, py = pp + mpi[0], dict(py, **mpi[1])
+            pp += mpi[0]
+            py = dict(py, **mpi[1])
 
         rows, missing = [], []
-        for fig in (f for f in FIGURES if mpi or not f.get("mpi")):
+        figs = [f for f in FIGURES if mpi or not f.get("mpi")]
+        for fig in figs:
             row = {k: fig[k] for k in ("key", "title", "kind")}
             row["unit"] = UNITS[fig["kind"]]
-            for side, entries in (("procpool", pp), ("thread_pool", tp)):
+            if "sweep_bytes" in fig:
+                row["sweep_bytes"] = fig["sweep_bytes"]
+            program = fig.get("program", "bm_pool")
+            for side, entries in (("procpool", programs[program]), ("thread_pool", tp)):
+                if entries is None:  # the program was not built
+                    row[side] = None
+                    row["not_measured"] = f"not measured ({program} not built)"
+                    continue
                 row[side], absent = gbench_figure(entries, fig, side)
                 missing += [f"{side}: {name}" for name in absent]
             row["python"], absent = python_figure(py, fig)
@@ -665,8 +949,16 @@ def main():
             row["procpool_vs_python"] = ratio(fig["kind"], row["procpool"], row["python"])
             row["procpool_vs_thread_pool"] = ratio(fig["kind"], row["procpool"],
                                                    row["thread_pool"])
-            row["targets"] = evaluate_targets(fig, row)
             rows.append(row)
+        # Targets last: a target of="figure" reads another row's value.
+        by_key = {r["key"]: r for r in rows}
+        for fig, row in zip(figs, rows):
+            row["targets"] = evaluate_targets(fig, row, by_key)
+            row["refs"] = [dict(key=k, title=by_key[k]["title"], value=by_key[k]["procpool"])
+                           for k in fig.get("refs", []) if k in by_key]
+            for t in row["targets"]:
+                if "not_measured" in row:
+                    t["missing"] = row["not_measured"]
     except CompareError as e:
         log(f"compare.py: error: {e}")
         return 1
@@ -699,15 +991,24 @@ def main():
             "python_start_method": py.get("start_method"),
             "workers": 2,
             "quick": args.quick,
+            "kept_heap_env": {"GLIBC_TUNABLES": KEPT_HEAP_TUNABLES},
+            "echo_sweep": echo_sweep(rows),
             "figures": rows,
         }, f, indent=2)
         f.write("\n")
     print(f"\nWrote {json_path}")
 
     png_path = os.path.join(out_dir, "comparison.png")
-    tool = plot(rows, png_path, plot_title(machine, date))
+    tool = plot([r for r, f in zip(rows, figs) if f.get("plot", True)],
+                png_path, plot_title(machine, date))
     if tool:
         print(f"Wrote {png_path} ({tool})")
+    sweep_path = os.path.join(out_dir, "echo_sizes.png")
+    tool = plot_sweep(echo_sweep(rows), sweep_path,
+                      "echo, one at a time: bytes/s vs payload size - "
+                      f"{machine['cpu_model']}, {machine['cores']} cores - {date}")
+    if tool:
+        print(f"Wrote {sweep_path} ({tool})")
 
     if missing:
         log("compare.py: error: these benchmarks were not found in the output "

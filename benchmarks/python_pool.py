@@ -5,6 +5,7 @@ Standard library only. Prints one JSON object on stdout:
 
     {"apply_async_noop_tasks_per_s": float, "roundtrip_us": float,
      "map_items_per_s": float, "echo_bytes_per_s": float,
+     "echo_1024_bytes_per_s": float, ... "echo_268435456_bytes_per_s": float,
      "cpu_bound_serial_s": float, "cpu_bound_pool_s": float, "start_stop_us": float,
      "idle_cpu_percent": float, "pss_kib_per_worker": float,
      "python": "3.11.7 ...", "start_method": "fork", "workers": 2}
@@ -20,8 +21,10 @@ Linux up to Python 3.13):
     as microseconds per round trip.
   * map: pool.map(noop, range(1_000_000)) with Pool.map's automatic chunksize
     (about four chunks per worker); items/s.
-  * echo: apply_async(echo, (16 MiB bytes,)).get() one at a time; bytes/s
-    counting the 16 MiB once per round trip, as bm_pool does.
+  * echo: apply_async(echo, (payload,)).get() one at a time, for bytes
+    payloads of 1 KiB, 64 KiB, 1 MiB, 16 MiB and 256 MiB (ECHO_SIZES, as
+    bm_pool's BM_PoolEcho); bytes/s counting the payload once per round trip,
+    as bm_pool does. echo_bytes_per_s is the 16 MiB one.
   * CPU-bound: 16 cpu_task() calls serially, then as 16 apply_async on the
     pool, collected; seconds each. Fewer steps than the C++ task (pure Python
     is ~100x slower); only the speed-up, serial / pool, is compared.
@@ -47,7 +50,8 @@ WORKERS = 2
 BATCH = 10000
 MIN_REPETITIONS = 3        # throughput batches per run (1 with --quick)
 MAP_ITEMS = 1_000_000
-ECHO_BYTES = 16 << 20
+ECHO_BYTES = 16 << 20      # the size with the issue's targets
+ECHO_SIZES = (1 << 10, 64 << 10, 1 << 20, 16 << 20, 256 << 20)
 CPU_TASKS = 16             # as bench_support.hpp's cpu_tasks
 CPU_TASK_STEPS = 100_000   # about 15 ms in CPython (the C++ task: 10M steps)
 MASK64 = (1 << 64) - 1
@@ -177,15 +181,15 @@ def measure_map(pool, min_time):
     return MAP_ITEMS / timed_loop(body, min_time)
 
 
-def measure_echo(pool, min_time):
-    """Bytes/s for apply_async(echo, (16 MiB,)).get(), the payload counted once."""
-    payload = bytes(range(256)) * (ECHO_BYTES // 256)
+def measure_echo(pool, min_time, size):
+    """Bytes/s for apply_async(echo, (size bytes,)).get(), the payload counted once."""
+    payload = bytes(range(256)) * (size // 256)
 
     def body():
         back = pool.apply_async(echo, (payload,)).get()
-        if len(back) != ECHO_BYTES or back[12345] != payload[12345]:
+        if len(back) != size or back[size // 2] != payload[size // 2]:
             raise RuntimeError("echo returned different bytes")
-    return ECHO_BYTES / timed_loop(body, min_time)
+    return size / timed_loop(body, min_time)
 
 
 def measure_cpu_bound(pool, min_time):
@@ -258,7 +262,7 @@ def main():
                                         1 if args.quick else MIN_REPETITIONS)
         roundtrip = measure_roundtrip(pool, min_time)
         map_rate = measure_map(pool, min_time)
-        echo_rate = measure_echo(pool, min_time)
+        echo_rates = {size: measure_echo(pool, min_time, size) for size in ECHO_SIZES}
         cpu_serial, cpu_pool = measure_cpu_bound(pool, min_time)
 
     # Each of these owns its pool, with no other pool (or its threads) alive.
@@ -270,7 +274,8 @@ def main():
         "apply_async_noop_tasks_per_s": throughput,
         "roundtrip_us": roundtrip,
         "map_items_per_s": map_rate,
-        "echo_bytes_per_s": echo_rate,
+        "echo_bytes_per_s": echo_rates[ECHO_BYTES],
+        **{f"echo_{size}_bytes_per_s": rate for size, rate in echo_rates.items()},
         "cpu_bound_serial_s": cpu_serial,
         "cpu_bound_pool_s": cpu_pool,
         "start_stop_us": start_stop,
