@@ -2,17 +2,12 @@
 
 #include <string>
 
+#include "engine/sys/constants.hpp"
 #include "procpool/errors.hpp"
 
 namespace procpool::mpi::detail {
 
-namespace {
-
-// Payloads up to this size are copied into their message; larger ones spill
-// to a memfd while they are encoded and go in pieces straight from it.
-constexpr std::size_t inline_limit = std::size_t{1} << 20;
-
-}  // namespace
+using procpool::detail::inline_payload_limit;
 
 MpiCore::MpiCore(std::shared_ptr<Manager> manager)
     : manager_(std::move(manager)), workers_(manager_->workers()), id_(manager_->new_pool_id()) {}
@@ -34,7 +29,7 @@ void MpiCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
   check_running(call);
   // Room for the header first, so a small task is one buffer to copy and send.
   thread_local OutputBuffer out;
-  out.reset(nullptr, 0, inline_limit);
+  out.reset(nullptr, 0, inline_payload_limit);
   const MessageHeader blank;
   const auto with_header = [&](OutputBuffer& o) {
     o.write(&blank, sizeof blank);
@@ -42,7 +37,7 @@ void MpiCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
   };
   if (!serialize_or_fail("procpool::mpi::Pool::", call, *state, with_header, out)) return;
   Task task;
-  task.header = layout(out.size() - sizeof blank, inline_limit, manager_->max_message());
+  task.header = layout(out.size() - sizeof blank, inline_payload_limit, manager_->max_message());
   task.header.pool_id = id_;
   task.state = std::move(state);
   task.ledger = ledger_;

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "engine/pool/worker.hpp"
+#include "engine/sys/constants.hpp"
 #include "procpool/mpi.hpp"
 
 namespace procpool::mpi {
@@ -20,12 +21,9 @@ namespace detail {
 
 namespace {
 
+using procpool::detail::inline_payload_limit;
 using procpool::detail::InputBuffer;
 using procpool::detail::OutputBuffer;
-
-// A result up to this size is copied into one message; a larger one (spilled
-// to a memfd by the encoder) goes in pieces straight from where it was written.
-constexpr std::size_t result_inline_limit = std::size_t{1} << 20;
 
 std::mutex runtime_mutex;
 Runtime::Impl* current_runtime = nullptr;
@@ -109,14 +107,14 @@ bool serve(MPI_Comm comm, std::size_t max_message) {
     MessageHeader reply;
     reply.task_id = header.task_id;
     reply.pid = pid;
-    out.reset(nullptr, 0, result_inline_limit);
+    out.reset(nullptr, 0, inline_payload_limit);
     out.write(&reply, sizeof reply);
     if (cancelled.count(header.pool_id) != 0) {
       reply.flags = header_dropped;
     } else {
       procpool::detail::run_payload([&] { return InputBuffer(data, header.size); }, out);
     }
-    const MessageHeader shape = layout(out.size() - sizeof reply, result_inline_limit, max_message);
+    const MessageHeader shape = layout(out.size() - sizeof reply, inline_payload_limit, max_message);
     reply.size = shape.size;
     reply.piece = shape.piece;
     // The buffer's own bytes (its heap block, or its writable memfd mapping):

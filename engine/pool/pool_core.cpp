@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 
 #include "engine/process/current_process.hpp"
+#include "engine/sys/constants.hpp"
 #include "engine/pool/worker.hpp"
 #include "engine/ipc/side_channel.hpp"
 
@@ -91,7 +92,7 @@ PoolCore::~PoolCore() {
     if (phase_ == Phase::running) set_phase_locked(Phase::closing);
   }
   if (!joined_) {
-    zygote_->shutdown(std::chrono::milliseconds(2000));
+    zygote_->shutdown(shutdown_grace);
     stop_threads();
   }
 }
@@ -224,7 +225,7 @@ void PoolCore::join() {
   std::lock_guard join_lock(join_mutex_);
   if (joined_) return;
   if (result_thread_.joinable()) result_thread_.join();
-  zygote_->shutdown(std::chrono::milliseconds(2000));
+  zygote_->shutdown(shutdown_grace);
   stop_threads();
   joined_ = true;
 }
@@ -243,7 +244,7 @@ void PoolCore::terminate() {
     backlog_.clear();
   }
   // SIGKILL, not SIGTERM: a worker that blocks or ignores signals cannot hold us up.
-  zygote_->shutdown(std::chrono::milliseconds(2000));
+  zygote_->shutdown(shutdown_grace);
   const auto error = std::make_exception_ptr(
       PoolTerminated("procpool::Pool::terminate: the pool was terminated before the task finished"));
   for (Task& t : unfinished) t.state->fail(error);
