@@ -195,7 +195,11 @@ TEST_CASE("errors - misuse is ValueError" * doctest::timeout(30)) {
                        procpool::ValueError);
   CHECK_THROWS_AS(pool.apply(identity, 1), procpool::ValueError);
   CHECK_THROWS_AS(pool.close(), procpool::ValueError);
-  CHECK_THROWS_AS(pool.terminate(), procpool::ValueError);
+  CHECK_THROWS_AS(pool.size(), procpool::ValueError);
+  CHECK_THROWS_AS((void)pool.imap(identity, std::vector<int>{1}, 0), procpool::ValueError);
+  pool.terminate();  // still valid after close(), as in Python
+  pool.terminate();  // and a second one does nothing
+  CHECK_THROWS_WITH_AS(pool.close(), "procpool::Pool::close: pool is terminated", procpool::ValueError);
   pool.join();
   pool.join();  // join is the one call that stays valid
 }

@@ -236,7 +236,7 @@ std::shared_ptr<MpiCore> make_pool_core() {
   if (!runtime.manager) {
     throw ValueError("procpool::mpi::Pool: there is no worker rank (start the program with mpirun -n N, N >= 2)");
   }
-  auto core = std::make_shared<MpiCore>(runtime.manager);
+  auto core = MpiCore::create(runtime.manager);
   std::lock_guard pools_lock(runtime.pools_mutex);
   std::erase_if(runtime.pools, [](const auto& p) { return p.expired(); });
   runtime.pools.push_back(core);

@@ -86,44 +86,24 @@ PoolCore::PoolCore(PoolOptions options)
   monitor_thread_ = std::thread([this] { monitor_loop(); });
 }
 
-PoolCore::~PoolCore() {
-  {
-    std::lock_guard lock(mutex_);
-    if (phase_ == Phase::running) set_phase_locked(Phase::closing);
-  }
-  if (!joined_) {
-    zygote_->shutdown(shutdown_grace);
-    stop_threads();
-  }
+std::shared_ptr<PoolCore> PoolCore::create(PoolOptions options) {
+  auto core = std::make_shared<PoolCore>(std::move(options));
+  core->set_result_source(core);
+  return core;
 }
 
-void PoolCore::check_running(const char* call) const {
-  std::lock_guard lock(mutex_);
-  check_running_locked(call);
-}
-
-void PoolCore::set_phase_locked(Phase phase) {
-  phase_ = phase;
-  accepting_.store(phase == Phase::running, std::memory_order_relaxed);
-}
-
-void PoolCore::check_running_locked(const char* call) const {
-  if (phase_ != Phase::running) {
-    throw ValueError(std::string("procpool::Pool::") + call + ": pool is " +
-                     (phase_ == Phase::closing ? "closed" : "terminated"));
-  }
-}
+PoolCore::~PoolCore() { lifecycle_.terminate(); }
 
 void PoolCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
                       FunctionRef<void(OutputBuffer&)> encode) {
   // A first look without the lock, so a closed pool does not serialize the
   // task; the check that counts is the one under the lock below.
-  if (!accepting_.load(std::memory_order_relaxed)) check_running(call);
+  if (!lifecycle_.accepting()) check_running(call);
   // Serialize outside the lock, into a per-thread buffer that is reused.
   thread_local OutputBuffer out;
   out.reset(nullptr, 0, ring_capacity / 4);
-  if (!serialize_or_fail("procpool::Pool::", call, *state, encode, out)) return;
-  state->set_source(weak_from_this());
+  if (!serialize_or_fail(call, *state, encode, out)) return;
+  state->set_source(result_source());
   Task task;
   task.state = std::move(state);
   if (out.storage() == OutputBuffer::Storage::memfd) {
@@ -131,7 +111,7 @@ void PoolCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
     task.memfd.reset(out.release_memfd());
   }
   std::lock_guard lock(mutex_);
-  check_running_locked(call);
+  lifecycle_.check_running_locked(call);
   task.id = next_id_++;
   if (backlog_.empty() && dispatch_locked(task, out.data(), out.size())) return;
   if (!task.memfd) task.bytes.assign(out.data(), out.data() + out.size());
@@ -204,80 +184,40 @@ bool PoolCore::all_exited_locked() const {
   return std::all_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.state == Slot::State::exited; });
 }
 
-void PoolCore::close() {
-  check_running("close");
-  flush_inputs();
-  {
-    std::lock_guard lock(mutex_);
-    check_running_locked("close");
-    set_phase_locked(Phase::closing);
+void PoolCore::take_unfinished_locked() {
+  for (Slot& s : slots_) {
+    task_count_changed(-static_cast<std::ptrdiff_t>(s.inflight.size()));
+    s.inflight.drain([&](Task&& t) { terminated_tasks_.push_back(std::move(t)); });
   }
+  for (Task& t : backlog_) terminated_tasks_.push_back(std::move(t));
+  backlog_.clear();
+}
+
+void PoolCore::stop_now(const std::exception_ptr& error) noexcept {
+  // The zygote SIGKILLs the workers at once (not SIGTERM: a worker that
+  // blocks or ignores signals cannot hold us up); join() reaps them.
+  zygote_->request({ZygoteRequest::Op::shutdown, 0, 0, 0});
+  for (Task& t : terminated_tasks_) t.state->fail(error);
+  terminated_tasks_.clear();
   signal_result_thread();
 }
 
-void PoolCore::join() {
-  {
-    std::lock_guard lock(mutex_);
-    if (phase_ == Phase::running) {
-      throw ValueError("procpool::Pool::join: pool is still running; call close() or terminate() first");
-    }
-  }
-  std::lock_guard join_lock(join_mutex_);
-  if (joined_) return;
-  if (result_thread_.joinable()) result_thread_.join();
-  zygote_->shutdown(shutdown_grace);
-  stop_threads();
-  joined_ = true;
-}
-
-void PoolCore::terminate() {
-  std::vector<Task> unfinished;
-  {
-    std::scoped_lock lock(drain_mutex_, mutex_);
-    check_running_locked("terminate");
-    set_phase_locked(Phase::terminated);
-    for (Slot& s : slots_) {
-      task_count_changed(-static_cast<std::ptrdiff_t>(s.inflight.size()));
-      s.inflight.drain([&](Task&& t) { unfinished.push_back(std::move(t)); });
-    }
-    for (Task& t : backlog_) unfinished.push_back(std::move(t));
-    backlog_.clear();
-  }
-  // SIGKILL, not SIGTERM: a worker that blocks or ignores signals cannot hold us up.
-  zygote_->shutdown(shutdown_grace);
-  const auto error = std::make_exception_ptr(
-      PoolTerminated("procpool::Pool::terminate: the pool was terminated before the task finished"));
-  for (Task& t : unfinished) t.state->fail(error);
-  std::lock_guard join_lock(join_mutex_);
-  if (joined_) return;
+void PoolCore::wait_stopped() noexcept {
   signal_result_thread();
   if (result_thread_.joinable()) result_thread_.join();
+  zygote_->shutdown(shutdown_grace);
   stop_threads();
-  joined_ = true;
-}
-
-void PoolCore::finish() noexcept {
-  try {
-    {
-      std::lock_guard lock(mutex_);
-      if (phase_ == Phase::running) set_phase_locked(Phase::closing);
-    }
-    signal_result_thread();
-    join();
-  } catch (...) {
-    // join() only throws while running, which the lines above rule out.
-  }
 }
 
 int PoolCore::size() const {
   std::lock_guard lock(mutex_);
-  check_running_locked("size");
+  lifecycle_.check_running_locked("size");
   return processes_;
 }
 
 std::vector<pid_t> PoolCore::worker_pids() const {
   std::lock_guard lock(mutex_);
-  check_running_locked("worker_pids");
+  lifecycle_.check_running_locked("worker_pids");
   std::vector<pid_t> pids;
   for (const Slot& s : slots_) {
     if (s.state == Slot::State::running) pids.push_back(s.pid);
@@ -315,7 +255,8 @@ void PoolCore::result_loop() {
       progressed |= drain_all(true);
       {
         std::lock_guard lock(mutex_);
-        done = phase_ == Phase::terminated || (phase_ == Phase::closing && all_exited_locked());
+        const Phase phase = lifecycle_.phase_locked();
+        done = phase == Phase::terminated || (phase == Phase::closing && all_exited_locked());
       }
       deferred_callbacks = nullptr;
     }
@@ -357,10 +298,10 @@ bool PoolCore::drain_all(bool changed) {
   for (int i = 0; i < processes_; ++i) progressed |= drain_results(i);
   if (!progressed && !changed) return false;
   std::lock_guard lock(mutex_);
-  if (phase_ == Phase::terminated) return progressed;
+  if (lifecycle_.phase_locked() == Phase::terminated) return progressed;
   dispatch_backlog_locked();
   if (progressed) steal_for_idle_workers_locked();
-  if (phase_ == Phase::closing && backlog_.empty()) send_stops_locked();
+  if (lifecycle_.phase_locked() == Phase::closing && backlog_.empty()) send_stops_locked();
   return progressed;
 }
 
@@ -517,7 +458,8 @@ void PoolCore::on_exited(int index, pid_t pid, int status) {
     slot.socket.reset();
     slot.stop_sent = false;
     slot.state = Slot::State::exited;
-    const bool needed = phase_ == Phase::running || (phase_ == Phase::closing && !backlog_.empty());
+    const Phase phase = lifecycle_.phase_locked();
+    const bool needed = phase == Phase::running || (phase == Phase::closing && !backlog_.empty());
     if (needed) {
       slot.state = Slot::State::starting;
       zygote_->request({ZygoteRequest::Op::spawn, index, 0, 0});
@@ -596,7 +538,7 @@ void PoolCore::on_zygote_lost() {
     }
     for (Task& t : backlog_) lost.push_back(std::move(t));
     backlog_.clear();
-    if (phase_ == Phase::running) set_phase_locked(Phase::closing);
+    lifecycle_.close_locked();
   }
   const auto error = std::make_exception_ptr(WorkerLost("procpool: the pool's zygote process died; no worker is left"));
   for (Task& t : lost) t.state->fail(error);

@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include "engine/executor/lifecycle.hpp"
+#include "engine/executor/result_source.hpp"
 #include "engine/ipc/shared_region.hpp"
 #include "engine/pool/spsc_queue.hpp"
 #include "engine/sys/unique_fd.hpp"
@@ -24,23 +26,24 @@
 
 namespace procpool::detail {
 
-class PoolCore final : public Executor {
+class PoolCore final : public Executor, public ResultSource, private LifecycleSteps {
  public:
+  // Starts the workers; waiters on the pool's results may pump it.
+  static std::shared_ptr<PoolCore> create(PoolOptions options);
   explicit PoolCore(PoolOptions options);
   PoolCore(const PoolCore&) = delete;
   PoolCore& operator=(const PoolCore&) = delete;
-  // Terminates whatever is still running.
+  // Terminates whatever is still running (nothing, after finish()).
   ~PoolCore();
 
+  const char* display_name() const noexcept override { return lifecycle_.display_name(); }
   void submit(const char* call, std::shared_ptr<ResultStateBase> state, FunctionRef<void(OutputBuffer&)> encode) override;
-  // Throws ValueError naming `call` unless the pool is running.
-  void check_running(const char* call) const override;
+  void check_running(const char* call) const override { lifecycle_.check_running(call); }
   int processes() const noexcept override { return processes_; }
-  void close() override;
-  void join() override;
-  void terminate() override;
-  // Called by ~Pool: close (if running) and join, never throwing.
-  void finish() noexcept override;
+  void close() override { lifecycle_.close(); }
+  void join() override { lifecycle_.join(); }
+  void terminate() override { lifecycle_.terminate(); }
+  void finish() noexcept override { lifecycle_.finish(); }
 
   int size() const override;
   std::vector<pid_t> worker_pids() const;
@@ -51,7 +54,7 @@ class PoolCore final : public Executor {
   void end_pumping() noexcept override;
 
  private:
-  enum class Phase { running, closing, terminated };
+  using Phase = Lifecycle::Phase;
 
   // Tasks queued in one worker's ring at most; more wait in the parent's
   // backlog. Enough that a burst of small tasks goes straight to the rings;
@@ -88,9 +91,15 @@ class PoolCore final : public Executor {
     UniqueFd socket;
   };
 
+  // LifecycleSteps.
+  void before_closing() noexcept override { flush_inputs(); }
+  void closing() noexcept override { signal_result_thread(); }
+  std::unique_lock<std::mutex> lock_before_terminating() override { return std::unique_lock(drain_mutex_); }
+  void take_unfinished_locked() override;
+  void stop_now(const std::exception_ptr& error) noexcept override;
+  void wait_stopped() noexcept override;
+
   // Submission and dispatch (under mutex_).
-  void check_running_locked(const char* call) const;
-  void set_phase_locked(Phase phase);
   bool dispatch_locked(Task& task, const char* bytes, std::size_t size);
   void dispatch_backlog_locked();
   void send_stops_locked();
@@ -125,9 +134,10 @@ class PoolCore final : public Executor {
   SharedRegion region_;
   std::unique_ptr<Zygote> zygote_;
 
-  mutable std::mutex mutex_;
-  Phase phase_ = Phase::running;
-  std::atomic<bool> accepting_{true};  // phase_ == running, for a look without the lock
+  Lifecycle lifecycle_{"procpool::Pool", *this};
+  std::mutex& mutex_ = lifecycle_.mutex();
+  // Taken by terminate() under mutex_, failed by the same call after it.
+  std::vector<Task> terminated_tasks_;
   std::vector<Slot> slots_;
   std::deque<Task> backlog_;
   std::uint64_t next_id_ = 1;
@@ -153,8 +163,6 @@ class PoolCore final : public Executor {
   std::atomic<bool> monitor_stop_{false};
   std::thread result_thread_;
   std::thread monitor_thread_;
-  std::mutex join_mutex_;
-  bool joined_ = false;
 };
 
 }  // namespace procpool::detail

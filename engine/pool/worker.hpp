@@ -7,6 +7,7 @@
 #include <functional>
 #include <sys/types.h>
 
+#include "engine/executor/result_source.hpp"
 #include "engine/ipc/shared_region.hpp"
 #include "engine/sys/unique_fd.hpp"
 #include "procpool/detail/buffer.hpp"
@@ -37,7 +38,8 @@ void run_payload(FunctionRef<InputBuffer()> open, OutputBuffer& out) noexcept;
 
 // The parent's end: completes `state` from a result payload as run_payload()
 // wrote it, which `open` gives; a payload that cannot be read fails the state
-// with a SerializationError. Never throws.
+// with a SerializationError. The state's callbacks run here, or go to
+// deferred_callbacks while a drainer has set it. Never throws.
 void complete_from_result(ResultStateBase& state, FunctionRef<InputBuffer()> open, pid_t worker_pid) noexcept;
 
 // How long an idle worker polls its ring before it sleeps: long enough to
