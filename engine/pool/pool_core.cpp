@@ -41,6 +41,22 @@ std::string describe_exit(pid_t pid, int status) {
   return text;
 }
 
+// A worker the zygote could not fork is asked for again after 10 ms, then
+// after twice as long each time, up to a second.
+constexpr std::chrono::milliseconds first_spawn_retry{10};
+constexpr std::chrono::milliseconds max_spawn_retry{1000};
+
+std::int64_t monotonic_ns() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+void wake(const UniqueFd& eventfd) noexcept {
+  const std::uint64_t one = 1;
+  [[maybe_unused]] const auto n = ::write(eventfd.get(), &one, sizeof one);
+}
+
 int checked_processes(const PoolOptions& options) {
   if (options.processes < 0) throw ValueError("procpool::Pool: processes must be at least 1");
   return options.processes == 0 ? cpu_count() : options.processes;
@@ -77,7 +93,7 @@ PoolCore::PoolCore(PoolOptions options)
       throw Error(std::string("procpool::Pool: cannot fork a worker: ") + std::strerror(report.status));
     } else {
       std::lock_guard lock(events_mutex_);
-      events_.push_back({report, std::move(socket)});
+      events_.push_back({Event::Kind::report, report, std::move(socket)});
     }
   }
   monitor_wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -236,8 +252,7 @@ void PoolCore::stop_threads() noexcept {
   if (result_thread_.joinable()) result_thread_.join();
   if (monitor_wake_) {
     monitor_stop_.store(true, std::memory_order_release);
-    const std::uint64_t one = 1;
-    [[maybe_unused]] const auto n = ::write(monitor_wake_.get(), &one, sizeof one);
+    wake(monitor_wake_);
   }
   if (monitor_thread_.joinable()) monitor_thread_.join();
 }
@@ -391,10 +406,14 @@ bool PoolCore::handle_events() {
     events.swap(events_);
   }
   for (Event& e : events) {
+    if (e.kind == Event::Kind::zygote_ended) {
+      on_zygote_lost();
+      continue;
+    }
     switch (e.report.op) {
       case ZygoteReport::Op::spawned: on_spawned(e.report.slot, e.report.pid, std::move(e.socket)); break;
       case ZygoteReport::Op::exited: on_exited(e.report.slot, e.report.pid, e.report.status); break;
-      case ZygoteReport::Op::spawn_failed: on_zygote_lost(); break;
+      case ZygoteReport::Op::spawn_failed: on_spawn_failed(e.report.slot); break;
     }
   }
   return !events.empty();
@@ -408,7 +427,30 @@ void PoolCore::on_spawned(int index, pid_t pid, UniqueFd socket) {
   slot.socket = std::move(socket);
   slot.stop_sent = false;
   slot.done.store(0, std::memory_order_relaxed);
+  slot.spawn_backoff = std::chrono::milliseconds(0);
   slot.state = Slot::State::running;
+}
+
+void PoolCore::on_spawn_failed(int index) {
+  // Out of fds or processes for now, most likely: ask again later, and keep
+  // the pool's tasks waiting meanwhile.
+  std::lock_guard lock(mutex_);
+  if (index < 0 || index >= processes_) return;
+  Slot& slot = slots_[static_cast<std::size_t>(index)];
+  if (slot.state != Slot::State::starting) return;
+  slot.spawn_backoff = slot.spawn_backoff.count() == 0 ? first_spawn_retry : std::min(2 * slot.spawn_backoff, max_spawn_retry);
+  slot.retry_at_ns = monotonic_ns() + std::chrono::nanoseconds(slot.spawn_backoff).count();
+  slot.state = Slot::State::retrying;
+  const std::int64_t next = next_retry_ns_.load(std::memory_order_relaxed);
+  if (next == 0 || slot.retry_at_ns < next) {
+    next_retry_ns_.store(slot.retry_at_ns, std::memory_order_relaxed);
+    wake(monitor_wake_);
+  }
+}
+
+bool PoolCore::worker_needed_locked() const {
+  const Phase phase = lifecycle_.phase_locked();
+  return phase == Phase::running || (phase == Phase::closing && !backlog_.empty());
 }
 
 void PoolCore::on_exited(int index, pid_t pid, int status) {
@@ -458,9 +500,7 @@ void PoolCore::on_exited(int index, pid_t pid, int status) {
     slot.socket.reset();
     slot.stop_sent = false;
     slot.state = Slot::State::exited;
-    const Phase phase = lifecycle_.phase_locked();
-    const bool needed = phase == Phase::running || (phase == Phase::closing && !backlog_.empty());
-    if (needed) {
+    if (worker_needed_locked()) {
       slot.state = Slot::State::starting;
       zygote_->request({ZygoteRequest::Op::spawn, index, 0, 0});
     }
@@ -549,24 +589,50 @@ void PoolCore::task_count_changed(std::ptrdiff_t delta) {
   // and the drainer a cache line they would pass back and forth per task.
   if (options_.task_timeout.count() <= 0) return;
   const std::size_t before = inflight_total_.fetch_add(static_cast<std::size_t>(delta), std::memory_order_relaxed);
-  if (before == 0 && delta > 0 && monitor_wake_) {
-    // Wake the monitor so it starts watching the clock.
-    const std::uint64_t one = 1;
-    [[maybe_unused]] const auto n = ::write(monitor_wake_.get(), &one, sizeof one);
-  }
+  // Wake the monitor so it starts watching the clock.
+  if (before == 0 && delta > 0 && monitor_wake_) wake(monitor_wake_);
 }
 
 int PoolCore::monitor_poll_timeout_ms() const {
+  int wait_ms = -1;
   const auto timeout = options_.task_timeout.count();
-  if (timeout <= 0 || inflight_total_.load(std::memory_order_relaxed) == 0) return -1;
-  // Check four times per time-out period: a task is killed at most 25% late.
-  return static_cast<int>(std::clamp<std::int64_t>(timeout / 4, 1, 100));
+  if (timeout > 0 && inflight_total_.load(std::memory_order_relaxed) != 0) {
+    // Check four times per time-out period: a task is killed at most 25% late.
+    wait_ms = static_cast<int>(std::clamp<std::int64_t>(timeout / 4, 1, 100));
+  }
+  if (const std::int64_t retry = next_retry_ns_.load(std::memory_order_relaxed); retry != 0) {
+    const auto until_retry = static_cast<int>(std::clamp<std::int64_t>((retry - monotonic_ns()) / 1'000'000 + 1, 0, 1000));
+    wait_ms = wait_ms < 0 ? until_retry : std::min(wait_ms, until_retry);
+  }
+  return wait_ms;
+}
+
+void PoolCore::retry_spawns() {
+  const std::int64_t now = monotonic_ns();
+  std::int64_t next = 0;
+  bool exited = false;
+  {
+    std::lock_guard lock(mutex_);
+    for (int i = 0; i < processes_; ++i) {
+      Slot& slot = slots_[static_cast<std::size_t>(i)];
+      if (slot.state != Slot::State::retrying) continue;
+      if (slot.retry_at_ns > now) {
+        next = next == 0 ? slot.retry_at_ns : std::min(next, slot.retry_at_ns);
+      } else if (worker_needed_locked()) {
+        slot.state = Slot::State::starting;
+        zygote_->request({ZygoteRequest::Op::spawn, i, 0, 0});
+      } else {
+        slot.state = Slot::State::exited;
+        exited = true;
+      }
+    }
+    next_retry_ns_.store(next, std::memory_order_relaxed);
+  }
+  if (exited) signal_result_thread();  // a closed pool may have no worker left to wait for
 }
 
 void PoolCore::kill_timed_out_tasks() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  const std::int64_t now = static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+  const std::int64_t now = monotonic_ns();
   const std::int64_t limit = std::chrono::nanoseconds(options_.task_timeout).count();
   std::lock_guard lock(mutex_);
   for (int i = 0; i < processes_; ++i) {
@@ -590,6 +656,9 @@ void PoolCore::monitor_loop() {
       return;
     }
     if (options_.task_timeout.count() > 0) kill_timed_out_tasks();
+    if (const std::int64_t retry = next_retry_ns_.load(std::memory_order_relaxed); retry != 0 && retry <= monotonic_ns()) {
+      retry_spawns();
+    }
     if (fds[1].revents != 0) {
       std::uint64_t count = 0;
       [[maybe_unused]] const auto n = ::read(monitor_wake_.get(), &count, sizeof count);
@@ -599,7 +668,7 @@ void PoolCore::monitor_loop() {
     if (fds[0].revents == 0) continue;
     Event event{};
     const bool alive = zygote_->read_report(event.report, event.socket);
-    if (!alive) event.report = {ZygoteReport::Op::spawn_failed, -1, -1, 0};
+    if (!alive) event.kind = Event::Kind::zygote_ended;
     {
       std::lock_guard lock(events_mutex_);
       events_.push_back(std::move(event));

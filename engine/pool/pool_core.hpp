@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <exception>
@@ -71,8 +72,11 @@ class PoolCore final : public Executor, public ResultSource, private LifecycleSt
   };
 
   struct Slot {
-    enum class State { starting, running, exited };
+    // retrying: the zygote could not fork its worker; it asks again at retry_at_ns.
+    enum class State { starting, running, retrying, exited };
     State state = State::starting;
+    std::chrono::milliseconds spawn_backoff{0};  // 0 until a spawn fails; reset by a spawn
+    std::int64_t retry_at_ns = 0;                // CLOCK_MONOTONIC
     pid_t pid = 0;
     UniqueFd socket;
     Ring tasks;
@@ -86,8 +90,11 @@ class PoolCore final : public Executor, public ResultSource, private LifecycleSt
     SpscQueue<Task> inflight{max_inflight_per_worker};
   };
 
+  // What the monitor saw: a report from the zygote, or the end of its stream.
   struct Event {
-    ZygoteReport report;
+    enum class Kind { report, zygote_ended };
+    Kind kind = Kind::report;
+    ZygoteReport report{};
     UniqueFd socket;
   };
 
@@ -118,12 +125,15 @@ class PoolCore final : public Executor, public ResultSource, private LifecycleSt
   bool handle_events();
   void on_spawned(int slot, pid_t pid, UniqueFd socket);
   void on_exited(int slot, pid_t pid, int status);
+  void on_spawn_failed(int slot);
+  bool worker_needed_locked() const;
   void on_zygote_lost();
 
   // Monitor thread.
   void monitor_loop();
   int monitor_poll_timeout_ms() const;
   void kill_timed_out_tasks();
+  void retry_spawns();
   void task_count_changed(std::ptrdiff_t delta);
 
   void stop_threads() noexcept;
@@ -159,6 +169,8 @@ class PoolCore final : public Executor, public ResultSource, private LifecycleSt
   std::vector<Event> events_;
   std::atomic<std::uint32_t> signals_{0};  // bumped by other threads to wake the result thread
 
+  // The earliest retry_at_ns of a retrying slot (0: none); written under mutex_.
+  std::atomic<std::int64_t> next_retry_ns_{0};
   UniqueFd monitor_wake_;  // eventfd: a task count left 0, or the monitor must stop
   std::atomic<bool> monitor_stop_{false};
   std::thread result_thread_;
