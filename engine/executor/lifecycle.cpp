@@ -93,9 +93,4 @@ void Lifecycle::finish() noexcept {
   }
 }
 
-bool Lifecycle::joined() const {
-  std::lock_guard lock(join_mutex_);
-  return joined_;
-}
-
 }  // namespace procpool::detail

@@ -68,15 +68,13 @@ class Lifecycle {
   // Terminates a running pool with `error`, as terminate() but without
   // joining; returns false (and does nothing) unless it was running.
   bool terminate_if_running(const std::exception_ptr& error);
-  bool joined() const;
   // The backend stops taking tasks itself (it cannot run them any more): a
   // running pool becomes closed, without close()'s steps.
   void close_locked() noexcept;
 
-  // "<name>::<call>: <what>", for a backend's own errors.
-  std::string message(const char* call, const char* what) const;
-
  private:
+  // "<name>::<call>: <what>"
+  std::string message(const char* call, const char* what) const;
   void set_phase_locked(Phase phase) noexcept;
   // terminate()'s first steps; false if it had nothing to do.
   bool stop_now(const std::exception_ptr& error, bool only_if_running);
@@ -88,7 +86,7 @@ class Lifecycle {
   // phase_ != running, for a look without the lock; written under mutex_.
   std::atomic<bool> stopped_taking_{false};
   // Held while wait_stopped() runs, so it runs once; taken after no other lock.
-  mutable std::mutex join_mutex_;
+  std::mutex join_mutex_;
   bool joined_ = false;
 };
 
