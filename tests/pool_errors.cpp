@@ -6,7 +6,9 @@
 #include <functional>
 #include <csignal>
 #include <procpool/procpool.hpp>
+#include <set>
 #include <stdexcept>
+#include <sys/resource.h>
 #include <thread>
 #include <unistd.h>
 
@@ -195,7 +197,46 @@ TEST_CASE("errors - misuse is ValueError" * doctest::timeout(30)) {
                        procpool::ValueError);
   CHECK_THROWS_AS(pool.apply(identity, 1), procpool::ValueError);
   CHECK_THROWS_AS(pool.close(), procpool::ValueError);
-  CHECK_THROWS_AS(pool.terminate(), procpool::ValueError);
+  CHECK_THROWS_AS(pool.size(), procpool::ValueError);
+  CHECK_THROWS_AS((void)pool.imap(identity, std::vector<int>{1}, 0), procpool::ValueError);
+  pool.terminate();  // still valid after close(), as in Python
+  pool.terminate();  // and a second one does nothing
+  CHECK_THROWS_WITH_AS(pool.close(), "procpool::Pool::close: pool is terminated", procpool::ValueError);
   pool.join();
-  pool.join();  // join is the one call that stays valid
+  pool.join();  // join and terminate are the calls that stay valid
+}
+
+namespace {
+
+// The lowest fd number free in `pid`: with RLIMIT_NOFILE at it, its next socketpair() fails.
+int lowest_free_fd(pid_t pid) {
+  std::set<int> open;
+  for (const auto& name : test_support::list_dir("/proc/" + std::to_string(pid) + "/fd")) open.insert(std::stoi(name));
+  int fd = 0;
+  while (open.count(fd) != 0) ++fd;
+  return fd;
+}
+
+}  // namespace
+
+TEST_CASE("pool - a worker the zygote fails to fork is retried; the pool waits, then recovers" * doctest::timeout(60)) {
+  procpool::Pool pool(1);
+  const pid_t worker = pool.worker_pids().at(0);
+  pid_t zygote = 0;
+  REQUIRE_FALSE(test_support::proc_state(worker, &zygote).empty());
+  REQUIRE(zygote != ::getpid());
+  rlimit saved{};
+  REQUIRE(::prlimit(zygote, RLIMIT_NOFILE, nullptr, &saved) == 0);
+  const rlimit low{static_cast<rlim_t>(lowest_free_fd(zygote)), saved.rlim_max};
+  REQUIRE(::prlimit(zygote, RLIMIT_NOFILE, &low, nullptr) == 0);
+  ::kill(worker, SIGKILL);
+  // The zygote reaps the worker, then cannot fork its replacement (no fd for its socket).
+  REQUIRE(test_support::eventually([&] { return pool.worker_pids().empty(); }));
+  auto pending = pool.apply_async(identity, 42);
+  CHECK_FALSE(pending.wait(300ms));  // it waits for a worker: not failed, and the pool still runs
+  CHECK(pool.size() == 1);
+  REQUIRE(::prlimit(zygote, RLIMIT_NOFILE, &saved, nullptr) == 0);
+  CHECK(pending.get(5s) == 42);
+  CHECK(test_support::eventually([&] { return pool.worker_pids().size() == 1; }));
+  CHECK(pool.apply(identity, 7) == 7);
 }

@@ -96,6 +96,30 @@ TEST_CASE("lifecycle - terminate fails unfinished tasks with PoolTerminated and 
   pool.join();
 }
 
+TEST_CASE("lifecycle - terminate after close stops a pool stuck behind a hung task" * doctest::timeout(30)) {
+  procpool::Pool pool(1);
+  const auto pids = pool.worker_pids();
+  auto hung = pool.apply_async(sleep_ms, 3600 * 1000);
+  auto queued = pool.apply_async(identity, 1);
+  pool.close();
+  CHECK_FALSE(hung.wait(100ms));
+  // join() would wait for the hung task forever; terminate() from another thread ends both.
+  std::thread joiner([&] { pool.join(); });
+  std::this_thread::sleep_for(50ms);
+  const auto start = std::chrono::steady_clock::now();
+  pool.terminate();
+  CHECK(std::chrono::steady_clock::now() - start < 5s);
+  joiner.join();
+  CHECK_THROWS_WITH_AS(hung.get(), doctest::Contains("procpool::Pool::terminate"), procpool::PoolTerminated);
+  CHECK_THROWS_AS(queued.get(), procpool::PoolTerminated);
+  for (pid_t pid : pids) CHECK_FALSE(test_support::alive(pid));
+  const auto again = std::chrono::steady_clock::now();
+  pool.terminate();  // a second terminate() does nothing
+  CHECK(std::chrono::steady_clock::now() - again < 1s);
+  CHECK_THROWS_AS((void)pool.apply_async(identity, 2), procpool::ValueError);
+  pool.join();
+}
+
 TEST_CASE("lifecycle - a pool leaves no process, fd or /dev/shm entry behind" * doctest::timeout(60)) {
   const auto fds = test_support::open_fd_count();
   const auto shm = test_support::dev_shm();

@@ -7,8 +7,10 @@
 
 namespace procpool::detail {
 
-bool Executor::serialize_or_fail(const char* pool, const char* call, ResultStateBase& state,
-                                 FunctionRef<void(OutputBuffer&)> encode, OutputBuffer& out) {
+void Executor::attach(ResultStateBase& state) const noexcept { state.set_source(result_source_); }
+
+bool Executor::serialize_or_fail(const char* call, ResultStateBase& state, FunctionRef<void(OutputBuffer&)> encode,
+                                 OutputBuffer& out) const {
   try {
     encode(out);
     return true;
@@ -16,7 +18,7 @@ bool Executor::serialize_or_fail(const char* pool, const char* call, ResultState
     state.fail(std::current_exception());
   } catch (const std::exception& e) {
     state.fail(std::make_exception_ptr(
-        SerializationError(std::string(pool) + call + ": cannot serialize the task: " + e.what())));
+        SerializationError(std::string(display_name()) + "::" + call + ": cannot serialize the task: " + e.what())));
   }
   return false;
 }

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "engine/executor/result_source.hpp"
 #include "engine/sys/futex.hpp"
 
 namespace procpool::detail {

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "engine/sys/futex.hpp"
+#include "engine/sys/constants.hpp"
 
 namespace procpool::detail {
 
@@ -15,7 +16,7 @@ namespace procpool::detail {
 // at a time per bell. A process that dies here leaves at worst a stale
 // `sleepers` count: one extra wake-up.
 struct Doorbell {
-  alignas(64) std::atomic<std::uint32_t> seq{0};
+  alignas(cache_line) std::atomic<std::uint32_t> seq{0};
   std::atomic<std::uint32_t> sleepers{0};
 
   // Call after publishing (any store the waiter's condition reads).

@@ -10,7 +10,7 @@ enum class FrameKind : std::uint16_t {
   padding = 1,  // fills the ring's end so the next frame starts at offset 0
   task = 2,     // parent to worker: a task payload (task_codec.hpp)
   stop = 3,     // parent to worker: exit after the tasks before this one
-  result = 4,   // worker to parent: a result payload (result_codec.hpp)
+  result = 4,   // worker to parent: a result payload (run_payload(), engine/pool/worker.hpp)
 };
 
 enum FrameFlags : std::uint16_t {

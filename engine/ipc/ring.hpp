@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "engine/ipc/frame.hpp"
+#include "engine/sys/constants.hpp"
 
 namespace procpool::detail {
 
@@ -13,8 +14,8 @@ namespace procpool::detail {
 // only grow (offset = count mod capacity), so "empty" and "full" never mix up.
 // No lock: a side that dies leaves indices that are still consistent.
 struct RingControl {
-  alignas(64) std::atomic<std::uint64_t> head{0};  // written by the consumer only
-  alignas(64) std::atomic<std::uint64_t> tail{0};  // written by the producer only
+  alignas(cache_line) std::atomic<std::uint64_t> head{0};  // written by the consumer only
+  alignas(cache_line) std::atomic<std::uint64_t> tail{0};  // written by the producer only
 };
 
 // A frame as the consumer sees it. The header is a copy, read once, so a

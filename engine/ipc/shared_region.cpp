@@ -11,8 +11,7 @@ namespace procpool::detail {
 
 namespace {
 
-constexpr std::size_t page = 4096;
-constexpr std::size_t round_up(std::size_t n) { return (n + page - 1) & ~(page - 1); }
+constexpr std::size_t round_up(std::size_t n) { return (n + page_size - 1) & ~(page_size - 1); }
 
 }  // namespace
 

@@ -8,6 +8,7 @@
 
 #include "engine/ipc/doorbell.hpp"
 #include "engine/ipc/ring.hpp"
+#include "engine/sys/constants.hpp"
 
 namespace procpool::detail {
 
@@ -16,7 +17,7 @@ struct SlotControl {
   // The task the worker is running (0: none). Set before the task's first
   // byte is read, cleared after its result is published: a worker that dies
   // with this set lost exactly that task.
-  alignas(64) std::atomic<std::uint64_t> running_task{0};
+  alignas(cache_line) std::atomic<std::uint64_t> running_task{0};
   std::atomic<std::int64_t> started_ns{0};  // CLOCK_MONOTONIC when running_task was set
   Doorbell tasks_bell;                      // the worker sleeps here for tasks
   Doorbell results_space_bell;              // the worker sleeps here for room in its result ring
@@ -28,7 +29,7 @@ struct PoolControl {
   Doorbell parent_bell;  // the parent's result thread sleeps here; workers ring it
   // Parent threads now pumping result rings themselves (waiting in get()):
   // while non-zero, workers need not ring parent_bell after a result.
-  alignas(64) std::atomic<std::uint32_t> pumpers{0};
+  alignas(cache_line) std::atomic<std::uint32_t> pumpers{0};
 };
 
 // One anonymous shared mapping (Boost.Interprocess: MAP_SHARED |

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "engine/executor/payload.hpp"
+#include "engine/executor/result_source.hpp"
 #include "procpool/errors.hpp"
 
 namespace procpool::mpi::detail {

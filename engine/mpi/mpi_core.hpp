@@ -1,13 +1,14 @@
 // The engine behind procpool::mpi::Pool: TaskPool's Executor over rank 0's
-// manager. It encodes tasks as the local pool does and keeps the pool's phase;
-// the manager moves them to the worker ranks and back.
+// manager. It encodes tasks as the local pool does and keeps the pool's
+// lifecycle; the manager moves them to the worker ranks and back.
 #pragma once
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <vector>
 
+#include "engine/executor/lifecycle.hpp"
+#include "engine/executor/result_source.hpp"
 #include "engine/mpi/manager.hpp"
 #include "procpool/detail/executor.hpp"
 
@@ -15,18 +16,22 @@ namespace procpool::mpi::detail {
 
 using procpool::detail::OutputBuffer;
 
-class MpiCore final : public procpool::detail::Executor {
+class MpiCore final : public procpool::detail::Executor,
+                      public procpool::detail::ResultSource,
+                      private procpool::detail::LifecycleSteps {
  public:
+  static std::shared_ptr<MpiCore> create(std::shared_ptr<Manager> manager);
   explicit MpiCore(std::shared_ptr<Manager> manager);
 
+  const char* display_name() const noexcept override { return lifecycle_.display_name(); }
   void submit(const char* call, std::shared_ptr<ResultStateBase> state,
               procpool::detail::FunctionRef<void(OutputBuffer&)> encode) override;
-  void check_running(const char* call) const override;
+  void check_running(const char* call) const override { lifecycle_.check_running(call); }
   int processes() const noexcept override { return workers_; }
-  void close() override;
-  void join() override;
-  void terminate() override;
-  void finish() noexcept override;
+  void close() override { lifecycle_.close(); }
+  void join() override { lifecycle_.join(); }
+  void terminate() override { lifecycle_.terminate(); }
+  void finish() noexcept override { lifecycle_.finish(); }
   int size() const override { return workers_; }
 
   // Results arrive through the manager thread: a waiter has nothing to pump.
@@ -34,21 +39,24 @@ class MpiCore final : public procpool::detail::Executor {
   void begin_pumping() noexcept override {}
   void end_pumping() noexcept override {}
 
-  // The Runtime is ending: a pool still running is terminated.
+  // The Runtime is ending: a pool still running is terminated (a closed
+  // one's tasks still run: the manager answers them all before it stops).
   void runtime_ending() noexcept;
 
  private:
-  enum class Phase { running, closing, terminated };
-
-  void check_running_locked(const char* call) const;
+  // LifecycleSteps: the manager holds the queue, so terminating is one
+  // cancel, and joining waits for this pool's open tasks.
+  void before_closing() noexcept override { flush_inputs(); }
+  void stop_now(const std::exception_ptr& error) noexcept override;
+  void wait_stopped() noexcept override { ledger_->wait_until_empty(); }
 
   std::shared_ptr<Manager> manager_;
   const int workers_;
   const std::uint64_t id_;
+  // Counts this pool's open tasks; opened under lifecycle_.mutex(), so none
+  // opens once the pool has stopped taking tasks.
   std::shared_ptr<Ledger> ledger_ = std::make_shared<Ledger>();
-
-  mutable std::mutex mutex_;
-  Phase phase_ = Phase::running;
+  procpool::detail::Lifecycle lifecycle_{"procpool::mpi::Pool", *this};
 };
 
 }  // namespace procpool::mpi::detail

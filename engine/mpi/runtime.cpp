@@ -13,6 +13,7 @@
 
 #include "engine/executor/payload.hpp"
 #include "engine/ipc/memfd_store.hpp"
+#include "engine/sys/constants.hpp"
 #include "procpool/mpi.hpp"
 
 namespace procpool::mpi {
@@ -21,12 +22,9 @@ namespace detail {
 
 namespace {
 
+using procpool::detail::inline_payload_limit;
 using procpool::detail::InputBuffer;
 using procpool::detail::OutputBuffer;
-
-// A result up to this size is copied into one message; a larger one (spilled
-// to a memfd by the encoder) goes in pieces straight from where it was written.
-constexpr std::size_t result_inline_limit = std::size_t{1} << 20;
 
 std::mutex runtime_mutex;
 Runtime::Impl* current_runtime = nullptr;
@@ -111,14 +109,14 @@ bool serve(MPI_Comm comm, std::size_t max_message) {
     MessageHeader reply;
     reply.task_id = header.task_id;
     reply.pid = pid;
-    out.reset(nullptr, 0, result_inline_limit);
+    out.reset(nullptr, 0, inline_payload_limit);
     out.write(&reply, sizeof reply);
     if (cancelled.count(header.pool_id) != 0) {
       reply.flags = header_dropped;
     } else {
       procpool::detail::run_payload([&] { return InputBuffer(data, header.size); }, out);
     }
-    const MessageHeader shape = layout(out.size() - sizeof reply, result_inline_limit, max_message);
+    const MessageHeader shape = layout(out.size() - sizeof reply, inline_payload_limit, max_message);
     reply.size = shape.size;
     reply.piece = shape.piece;
     // The buffer's own bytes (its heap block, or its writable memfd mapping):
@@ -240,7 +238,7 @@ std::shared_ptr<MpiCore> make_pool_core() {
   if (!runtime.manager) {
     throw ValueError("procpool::mpi::Pool: there is no worker rank (start the program with mpirun -n N, N >= 2)");
   }
-  auto core = std::make_shared<MpiCore>(runtime.manager);
+  auto core = MpiCore::create(runtime.manager);
   std::lock_guard pools_lock(runtime.pools_mutex);
   std::erase_if(runtime.pools, [](const auto& p) { return p.expired(); });
   runtime.pools.push_back(core);

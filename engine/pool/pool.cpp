@@ -27,7 +27,7 @@ PoolOptions with_processes(int processes) {
 
 Pool::Pool() : Pool(PoolOptions{}) {}
 Pool::Pool(int processes) : Pool(with_processes(processes)) {}
-Pool::Pool(PoolOptions options) : TaskPool(std::make_shared<detail::PoolCore>(std::move(options))) {}
+Pool::Pool(PoolOptions options) : TaskPool(detail::PoolCore::create(std::move(options))) {}
 
 std::vector<pid_t> Pool::worker_pids() const { return static_cast<const detail::PoolCore&>(executor()).worker_pids(); }
 

@@ -9,6 +9,8 @@
 #include <memory>
 #include <utility>
 
+#include "engine/sys/constants.hpp"
+
 namespace procpool::detail {
 
 template <class T>
@@ -51,8 +53,8 @@ class SpscQueue {
 
  private:
   struct Indices {
-    alignas(64) std::atomic<std::size_t> head{0};
-    alignas(64) std::atomic<std::size_t> tail{0};
+    alignas(cache_line) std::atomic<std::size_t> head{0};
+    alignas(cache_line) std::atomic<std::size_t> tail{0};
   };
   std::unique_ptr<T[]> items_;
   std::size_t mask_;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "procpool/errors.hpp"
+#include "engine/sys/constants.hpp"
 #include "engine/sys/fd_passing.hpp"
 #include "engine/sys/pidfd.hpp"
 
@@ -156,7 +157,7 @@ Zygote::Zygote(WorkerEntry entry) {
   control_.reset(pair[0]);
 }
 
-Zygote::~Zygote() { shutdown(std::chrono::milliseconds(2000)); }
+Zygote::~Zygote() { shutdown(shutdown_grace); }
 
 void Zygote::request(const ZygoteRequest& request) noexcept {
   if (control_) ::send(control_.get(), &request, sizeof request, MSG_NOSIGNAL);

@@ -147,8 +147,9 @@ class TaskPool {
   /// Stops the workers now (SIGKILL); unfinished results fail with
   /// PoolTerminated, and their then() callbacks run on this thread. Blocks
   /// only until the workers are reaped and the pool has joined; never hangs,
-  /// whatever the tasks do. Throws ValueError if already closed or
-  /// terminated. Thread-safe.
+  /// whatever the tasks do. Also works after close(): it stops a pool whose
+  /// queue is stuck behind a hung task (and releases a join() waiting on it).
+  /// A second terminate() does nothing. Thread-safe.
   void terminate();
 
   /// The number of workers the pool keeps (a dead worker's replacement keeps
@@ -213,7 +214,9 @@ class TaskPool {
     using R = detail::item_result_t<F, false, Item>;
     static_assert(!std::is_void_v<R>, "procpool: imap needs a callable that returns a value; use map for void ones");
     core_->check_running(call);
-    if (chunksize == 0) throw ValueError(std::string("procpool::Pool::") + call + ": chunksize must be at least 1");
+    if (chunksize == 0) {
+      throw ValueError(std::string(core_->display_name()) + "::" + call + ": chunksize must be at least 1");
+    }
     // Keep every worker busy with a chunk queued behind it, and no more.
     const auto max_in_flight = static_cast<std::size_t>(2 * core_->processes() + 2);
     auto state = std::make_shared<detail::IMapState<R>>(Ordered, max_in_flight);

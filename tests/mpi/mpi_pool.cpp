@@ -227,11 +227,12 @@ TEST_CASE("mpi - close, join, terminate and misuse" * doctest::timeout(60)) {
                          procpool::ValueError);
     CHECK_THROWS_AS(pool.map(square, std::vector<int>{1}), procpool::ValueError);
     CHECK_THROWS_AS(pool.close(), procpool::ValueError);
-    CHECK_THROWS_AS(pool.terminate(), procpool::ValueError);
     pool.join();  // every queued task has run
     for (auto& r : results) CHECK(r.ready());
     for (auto& r : results) CHECK(r.successful());
     pool.join();
+    pool.terminate();  // valid after close() and join(); nothing is left to stop
+    for (auto& r : results) CHECK(r.successful());
   }
   {
     procpool::mpi::Pool pool;
@@ -252,7 +253,7 @@ TEST_CASE("mpi - close, join, terminate and misuse" * doctest::timeout(60)) {
       }
     }
     CHECK(terminated >= 16);  // at most the two running tasks finished in time
-    CHECK_THROWS_AS(pool.terminate(), procpool::ValueError);
+    pool.terminate();  // a second terminate() does nothing
     CHECK_THROWS_AS((void)pool.apply_async(square, 1), procpool::ValueError);
   }
   // The ranks dropped the terminated pool's queued tasks: the next pool is served at once.
@@ -260,6 +261,32 @@ TEST_CASE("mpi - close, join, terminate and misuse" * doctest::timeout(60)) {
   const auto start = std::chrono::steady_clock::now();
   CHECK(next.apply(square, 5) == 25);
   CHECK(std::chrono::steady_clock::now() - start < 1s);
+}
+
+TEST_CASE("mpi - terminate after close stops a pool stuck behind long tasks" * doctest::timeout(60)) {
+  procpool::mpi::Pool pool;
+  std::vector<procpool::AsyncResult<int>> results;
+  // Both ranks busy for 2 s (a rank's running task cannot be killed: it runs
+  // to its end, and its answer is dropped), the rest queued behind them.
+  for (int i = 0; i < 8; ++i) results.push_back(pool.apply_async(pid_after, 2000));
+  pool.close();
+  CHECK_FALSE(results.front().wait(100ms));
+  const auto start = std::chrono::steady_clock::now();
+  pool.terminate();
+  pool.join();
+  CHECK(std::chrono::steady_clock::now() - start < 1s);
+  for (auto& r : results) {
+    CHECK_THROWS_WITH_AS(r.get(), doctest::Contains("procpool::mpi::Pool::terminate"), procpool::PoolTerminated);
+  }
+  pool.terminate();  // a second terminate() does nothing
+  CHECK_THROWS_WITH_AS((void)pool.imap(square, std::vector<int>{1}, 0), "procpool::mpi::Pool::imap: pool is terminated",
+                       procpool::ValueError);
+}
+
+TEST_CASE("mpi - imap's chunksize error names the MPI pool" * doctest::timeout(30)) {
+  procpool::mpi::Pool pool;
+  CHECK_THROWS_WITH_AS((void)pool.imap(square, std::vector<int>{1}, 0),
+                       "procpool::mpi::Pool::imap: chunksize must be at least 1", procpool::ValueError);
 }
 
 TEST_CASE("mpi - pools in sequence and at the same time" * doctest::timeout(60)) {

@@ -13,13 +13,15 @@
 
 namespace procpool::detail {
 
-class Executor : public ResultSource, public std::enable_shared_from_this<Executor> {
+class Executor : public std::enable_shared_from_this<Executor> {
  public:
   Executor() = default;
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
   virtual ~Executor() = default;
 
+  // The pool's name in error texts: "procpool::Pool", "procpool::mpi::Pool".
+  virtual const char* display_name() const noexcept = 0;
   // Queues one task: `encode` writes its payload; `state` receives the outcome.
   // Throws ValueError, naming `call`, if the pool no longer takes tasks.
   virtual void submit(const char* call, std::shared_ptr<ResultStateBase> state,
@@ -39,19 +41,23 @@ class Executor : public ResultSource, public std::enable_shared_from_this<Execut
   virtual int size() const = 0;
 
   // Lets threads waiting on `state` pump this pool's results.
-  void attach(ResultStateBase& state) { state.set_source(weak_from_this()); }
+  void attach(ResultStateBase& state) const noexcept;
 
  protected:
+  // Names the part of the backend waiters pump, once a shared_ptr owns it.
+  void set_result_source(std::weak_ptr<ResultSource> source) noexcept { result_source_ = std::move(source); }
+  const std::weak_ptr<ResultSource>& result_source() const noexcept { return result_source_; }
   // Runs `encode` into `out`. If it throws a standard exception, fails
-  // `state` with it as a SerializationError (naming `pool` and `call`) and
+  // `state` with it as a SerializationError (naming the pool and `call`) and
   // returns false.
-  static bool serialize_or_fail(const char* pool, const char* call, ResultStateBase& state,
-                                FunctionRef<void(OutputBuffer&)> encode, OutputBuffer& out);
+  bool serialize_or_fail(const char* call, ResultStateBase& state, FunctionRef<void(OutputBuffer&)> encode,
+                         OutputBuffer& out) const;
   // For close(): a lazy imap still holding input hands all of it over now, as
   // Python's imap (which reads its input eagerly) would already have done.
   void flush_inputs() noexcept;
 
  private:
+  std::weak_ptr<ResultSource> result_source_;
   std::mutex flushers_mutex_;
   std::vector<std::weak_ptr<InputFlusher>> flushers_;  // live imaps
 };

@@ -17,28 +17,9 @@
 
 namespace procpool::detail {
 
-// Where results come from: a thread waiting for one may pump it (drain the
-// pool's result rings itself) instead of waiting for the result thread to
-// wake it up, which saves a hand-off between threads on every round trip.
-class ResultSource {
- public:
-  // Takes whatever results are ready, if no other thread is doing so now.
-  // Returns whether it took any. Never blocks.
-  virtual bool pump() noexcept = 0;
-  // Brackets a stretch of pumping: workers skip waking the result thread
-  // while someone pumps.
-  virtual void begin_pumping() noexcept = 0;
-  virtual void end_pumping() noexcept = 0;
-
- protected:
-  ~ResultSource() = default;
-};
-
-// While a thread drains results, the callbacks of the results it completes
-// are collected here instead of run, so they run on the result thread only.
-extern thread_local std::vector<std::function<void()>>* deferred_callbacks;
-// Runs callbacks, reporting (on stderr) and swallowing what they throw.
-void run_callbacks(std::vector<std::function<void()>>& callbacks) noexcept;
+// The pool that completes a state, which a waiter may pump; defined by the
+// engine (engine/executor/result_source.hpp).
+class ResultSource;
 
 // Completion, waiting and callbacks, independent of the value type.
 class ResultStateBase {

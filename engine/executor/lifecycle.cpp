@@ -1,0 +1,96 @@
+#include "engine/executor/lifecycle.hpp"
+
+#include "procpool/errors.hpp"
+
+namespace procpool::detail {
+
+std::string Lifecycle::message(const char* call, const char* what) const {
+  return std::string(name_) + "::" + call + ": " + what;
+}
+
+void Lifecycle::check_running(const char* call) const {
+  std::lock_guard lock(mutex_);
+  check_running_locked(call);
+}
+
+void Lifecycle::check_running_locked(const char* call) const {
+  if (phase_ != Phase::running) {
+    throw ValueError(message(call, phase_ == Phase::closing ? "pool is closed" : "pool is terminated"));
+  }
+}
+
+void Lifecycle::set_phase_locked(Phase phase) noexcept {
+  phase_ = phase;
+  stopped_taking_.store(phase != Phase::running, std::memory_order_relaxed);
+}
+
+void Lifecycle::close_locked() noexcept {
+  if (phase_ == Phase::running) set_phase_locked(Phase::closing);
+}
+
+void Lifecycle::close() {
+  check_running("close");
+  steps_.before_closing();
+  {
+    std::lock_guard lock(mutex_);
+    check_running_locked("close");
+    set_phase_locked(Phase::closing);
+  }
+  steps_.closing();
+}
+
+void Lifecycle::join() {
+  {
+    std::lock_guard lock(mutex_);
+    if (phase_ == Phase::running) {
+      throw ValueError(message("join", "pool is still running; call close() or terminate() first"));
+    }
+  }
+  std::lock_guard join_lock(join_mutex_);
+  if (joined_) return;
+  steps_.wait_stopped();
+  joined_ = true;
+}
+
+void Lifecycle::terminate() {
+  const auto error =
+      std::make_exception_ptr(PoolTerminated(message("terminate", "the pool was terminated before the task finished")));
+  if (stop_now(error, false)) join();
+}
+
+bool Lifecycle::terminate_if_running(const std::exception_ptr& error) { return stop_now(error, true); }
+
+bool Lifecycle::stop_now(const std::exception_ptr& error, bool only_if_running) {
+  {
+    const auto outer = steps_.lock_before_terminating();
+    std::lock_guard lock(mutex_);
+    if (phase_ == Phase::terminated || (only_if_running && phase_ != Phase::running)) return false;
+    set_phase_locked(Phase::terminated);
+    steps_.take_unfinished_locked();
+  }
+  steps_.stop_now(error);
+  return true;
+}
+
+void Lifecycle::finish() noexcept {
+  try {
+    bool running = false;
+    {
+      std::lock_guard lock(mutex_);
+      running = phase_ == Phase::running;
+    }
+    if (running) {
+      steps_.before_closing();
+      {
+        std::lock_guard lock(mutex_);
+        close_locked();
+      }
+      steps_.closing();
+    }
+    join();
+  } catch (...) {
+    // join() throws only while running, which the lines above rule out.
+  }
+}
+
+}  // namespace procpool::detail

@@ -1,0 +1,93 @@
+// The lifecycle both pools share: the phase (running, then closing or
+// terminated), the misuse errors that name the pool, and the order of the
+// steps of close(), join(), terminate() and the front end's finish(). A
+// backend adds only its own steps (LifecycleSteps).
+#pragma once
+
+#include <atomic>
+#include <exception>
+#include <mutex>
+#include <string>
+
+namespace procpool::detail {
+
+// What a backend does at each point of the shared sequence.
+class LifecycleSteps {
+ public:
+  // close() and finish(), before the pool stops taking tasks, outside the lock.
+  virtual void before_closing() noexcept {}
+  // The pool stopped taking tasks and runs what is queued (outside the lock).
+  virtual void closing() noexcept {}
+  // terminate() takes this lock before the phase lock (may be empty), for a
+  // backend whose take_unfinished_locked() must exclude a thread holding it.
+  virtual std::unique_lock<std::mutex> lock_before_terminating() { return {}; }
+  // terminate(), under the phase lock, as the phase becomes terminated: take
+  // every unfinished task out of the queues.
+  virtual void take_unfinished_locked() {}
+  // terminate(), outside the lock: stop the workers now and fail the taken
+  // tasks with `error` (PoolTerminated). Must not wait for a running task.
+  virtual void stop_now(const std::exception_ptr& error) noexcept = 0;
+  // join(), once: wait until the workers have left and the pool's threads
+  // have stopped.
+  virtual void wait_stopped() noexcept = 0;
+
+ protected:
+  ~LifecycleSteps() = default;
+};
+
+class Lifecycle {
+ public:
+  enum class Phase { running, closing, terminated };
+
+  // `display_name` ("procpool::Pool") starts every error text.
+  Lifecycle(const char* display_name, LifecycleSteps& steps) noexcept : name_(display_name), steps_(steps) {}
+  Lifecycle(const Lifecycle&) = delete;
+  Lifecycle& operator=(const Lifecycle&) = delete;
+
+  const char* display_name() const noexcept { return name_; }
+
+  // Guards the phase, and what a backend must change in the same step (the
+  // local pool's slot table, the MPI pool's count of open tasks), so that a
+  // task is queued only while the pool is running.
+  std::mutex& mutex() const noexcept { return mutex_; }
+  Phase phase_locked() const noexcept { return phase_; }
+  // A look without the lock: false once the pool stopped taking tasks.
+  bool accepting() const noexcept { return !stopped_taking_; }
+
+  // Throw ValueError naming `call` unless the pool is running.
+  void check_running(const char* call) const;
+  void check_running_locked(const char* call) const;
+
+  // Python's semantics: close() and a running pool's finish() let the queue
+  // drain; terminate() also works after close() (a pool stuck behind a hung
+  // task), a second terminate() does nothing; join() throws while running.
+  void close();
+  void join();
+  void terminate();
+  void finish() noexcept;
+  // Terminates a running pool with `error`, as terminate() but without
+  // joining; returns false (and does nothing) unless it was running.
+  bool terminate_if_running(const std::exception_ptr& error);
+  // The backend stops taking tasks itself (it cannot run them any more): a
+  // running pool becomes closed, without close()'s steps.
+  void close_locked() noexcept;
+
+ private:
+  // "<name>::<call>: <what>"
+  std::string message(const char* call, const char* what) const;
+  void set_phase_locked(Phase phase) noexcept;
+  // terminate()'s first steps; false if it had nothing to do.
+  bool stop_now(const std::exception_ptr& error, bool only_if_running);
+
+  const char* const name_;
+  LifecycleSteps& steps_;
+  mutable std::mutex mutex_;  // see mutex(); taken after lock_before_terminating()
+  Phase phase_ = Phase::running;
+  // phase_ != running, for a look without the lock; written under mutex_.
+  std::atomic<bool> stopped_taking_{false};
+  // Held while wait_stopped() runs, so it runs once; taken after no other lock.
+  std::mutex join_mutex_;
+  bool joined_ = false;
+};
+
+}  // namespace procpool::detail

@@ -1,0 +1,183 @@
+#include "engine/pool/result_drainer.hpp"
+
+#include <array>
+#include <csignal>
+#include <optional>
+
+#include "engine/ipc/side_channel.hpp"
+#include "engine/pool/pool_watch.hpp"
+#include "engine/executor/payload.hpp"
+#include "engine/pool/worker.hpp"
+
+namespace procpool::detail {
+
+namespace {
+
+// How long the result thread polls before it sleeps.
+constexpr std::chrono::microseconds result_spin{10};
+// Result frames handled in one go per worker before looking at the others.
+constexpr int drain_batch = 256;
+
+}  // namespace
+
+void ResultDrainer::start(Zygote& zygote, std::function<bool()> handle_events) {
+  zygote_ = &zygote;
+  handle_events_ = std::move(handle_events);
+  thread_ = std::thread([this] { loop(); });
+}
+
+void ResultDrainer::join_thread() noexcept {
+  signal();
+  if (thread_.joinable()) thread_.join();
+}
+
+void ResultDrainer::stop() noexcept {
+  pumping_open_.store(false, std::memory_order_release);
+  join_thread();
+}
+
+void ResultDrainer::signal() noexcept {
+  signals_.fetch_add(1, std::memory_order_release);
+  region_.pool().parent_bell.ring_always();
+}
+
+void ResultDrainer::loop() {
+  std::uint32_t seen_signals = signals_.load(std::memory_order_acquire);
+  for (;;) {
+    std::vector<std::function<void()>> callbacks;
+    bool progressed = false;
+    bool done = false;
+    {
+      std::lock_guard drain(drain_mutex_);
+      deferred_callbacks = &callbacks;
+      progressed = handle_events_();
+      progressed |= drain_all(true);
+      {
+        std::lock_guard lock(lifecycle_.mutex());
+        const Lifecycle::Phase phase = lifecycle_.phase_locked();
+        done = phase == Lifecycle::Phase::terminated ||
+               (phase == Lifecycle::Phase::closing && table_.all_exited_locked());
+      }
+      deferred_callbacks = nullptr;
+    }
+    {
+      std::lock_guard lock(callbacks_mutex_);
+      for (auto& c : pumped_callbacks_) callbacks.push_back(std::move(c));
+      pumped_callbacks_.clear();
+    }
+    // Outside every lock: a callback may submit tasks or wait on results.
+    run_callbacks(callbacks);
+    if (done) return;
+    if (progressed || !callbacks.empty()) continue;
+    // While a waiter pumps, the results are its to take: spinning here too
+    // would only take a core from it or from a worker. (Workers ring when no
+    // one pumps; end_pumping() rings if results were left.)
+    auto& pumpers = region_.pool().pumpers;
+    const bool pumped = pumpers.load(std::memory_order_seq_cst) != 0;
+    region_.pool().parent_bell.wait(
+        [&] {
+          return signals_.load(std::memory_order_acquire) != seen_signals ||
+                 (pumpers.load(std::memory_order_seq_cst) == 0 && any_results());
+        },
+        pumped ? std::chrono::microseconds(0) : result_spin);
+    seen_signals = signals_.load(std::memory_order_acquire);
+  }
+}
+
+bool ResultDrainer::any_results() const noexcept {
+  for (int i = 0; i < table_.size(); ++i) {
+    if (!table_.slot(i).results.empty()) return true;
+  }
+  return false;
+}
+
+// Takes every ready result, then refills the rings from the backlog (always
+// after `changed`, else only if results came in: nothing else frees room).
+bool ResultDrainer::drain_all(bool changed) {
+  bool progressed = false;
+  for (int i = 0; i < table_.size(); ++i) progressed |= drain_results(i);
+  if (!progressed && !changed) return false;
+  std::lock_guard lock(lifecycle_.mutex());
+  if (lifecycle_.phase_locked() == Lifecycle::Phase::terminated) return progressed;
+  table_.dispatch_backlog_locked();
+  if (progressed) table_.steal_for_idle_workers_locked();
+  const bool closing = lifecycle_.phase_locked() == Lifecycle::Phase::closing;
+  if (closing && table_.backlog_empty_locked()) table_.send_stops_locked();
+  return progressed;
+}
+
+bool ResultDrainer::pump() noexcept {
+  if (!pumping_open_.load(std::memory_order_acquire) || !any_results()) return false;
+  std::unique_lock drain(drain_mutex_, std::try_to_lock);
+  if (!drain.owns_lock()) return false;
+  std::vector<std::function<void()>> callbacks;
+  deferred_callbacks = &callbacks;
+  bool progressed = false;
+  try {
+    progressed = drain_all(false);
+  } catch (...) {
+    // Only a failing mutex could throw here; the result thread will retry.
+  }
+  deferred_callbacks = nullptr;
+  drain.unlock();
+  if (!callbacks.empty()) {
+    {
+      std::lock_guard lock(callbacks_mutex_);
+      for (auto& c : callbacks) pumped_callbacks_.push_back(std::move(c));
+    }
+    signal();
+  }
+  return progressed;
+}
+
+void ResultDrainer::begin_pumping() noexcept { region_.pool().pumpers.fetch_add(1, std::memory_order_seq_cst); }
+
+void ResultDrainer::end_pumping() noexcept {
+  region_.pool().pumpers.fetch_sub(1, std::memory_order_seq_cst);
+  // A result published while we counted as a pumper rang no bell: if one is
+  // still waiting, make sure the result thread looks.
+  if (any_results()) region_.pool().parent_bell.ring();
+}
+
+bool ResultDrainer::drain_results(int index) {
+  WorkerSlot& slot = table_.slot(index);
+  // Read a batch of ready frames first, complete their tasks, then hand the
+  // space back to the worker in one store.
+  std::array<FrameView, drain_batch> frames;
+  std::size_t count = 0;
+  std::uint64_t position = slot.results.head_position();
+  Ring::Peek peek = Ring::Peek::empty;
+  while (count < drain_batch && (peek = slot.results.peek_from(position, frames[count])) == Ring::Peek::frame) {
+    position += frames[count++].span;
+  }
+  bool trusted = peek != Ring::Peek::corrupt;
+  if (count == 0 && trusted) return false;
+  // No pool lock: only this thread (holding drain_mutex_) pops `inflight`.
+  std::size_t taken = 0;
+  for (; taken < count; ++taken) {
+    const FrameView& frame = frames[taken];
+    if (frame.header.kind != FrameKind::result || slot.inflight.empty() ||
+        slot.inflight.front().id != frame.header.task_id) {
+      trusted = false;
+      break;
+    }
+    slot.done.fetch_add(1, std::memory_order_relaxed);
+    PoolTask task = std::move(slot.inflight.front());
+    slot.inflight.pop_front();
+    watch_.task_count_changed(-1);
+    std::optional<SideChannelPayload> side;
+    complete_from_result(*task.state, [&] { return open_payload(frame, slot.socket.get(), side); }, slot.pid);
+  }
+  if (!trusted) {
+    // The ring cannot be trusted past a bad frame: replace the worker; its
+    // exit fails the task it was running and re-queues the rest.
+    if (slot.state == WorkerSlot::State::running) zygote_->request({ZygoteRequest::Op::kill, index, slot.pid, SIGKILL});
+    slot.results.reset();
+  } else {
+    slot.results.pop_to(position);
+  }
+  if (taken != 0) region_.slot(index).results_space_bell.ring();
+  return taken != 0;
+}
+
+}  // namespace procpool::detail

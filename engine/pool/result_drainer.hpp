@@ -1,0 +1,73 @@
+// The result side of a pool: takes results from the workers' result rings
+// (on the result thread, or on a thread waiting in get() that pumps),
+// completes their states, refills the rings from the backlog, and runs the
+// results' callbacks on the result thread only.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "engine/executor/lifecycle.hpp"
+#include "engine/executor/result_source.hpp"
+#include "engine/ipc/shared_region.hpp"
+#include "engine/pool/slot_table.hpp"
+#include "engine/process/zygote.hpp"
+
+namespace procpool::detail {
+
+class PoolWatch;
+
+class ResultDrainer final : public ResultSource {
+ public:
+  ResultDrainer(SharedRegion& region, SlotTable& table, PoolWatch& watch, Lifecycle& lifecycle) noexcept
+      : region_(region), table_(table), watch_(watch), lifecycle_(lifecycle) {}
+  ResultDrainer(const ResultDrainer&) = delete;
+  ResultDrainer& operator=(const ResultDrainer&) = delete;
+
+  // Starts the result thread; each round it first calls `handle_events`
+  // (under the drain lock), which returns whether anything happened.
+  void start(Zygote& zygote, std::function<bool()> handle_events);
+  // Waits for the result thread to end (once the pool is terminated, or
+  // closed with every worker gone).
+  void join_thread() noexcept;
+  // Ends pumping and the result thread.
+  void stop() noexcept;
+  // Wakes the result thread.
+  void signal() noexcept;
+
+  // Held by whichever thread drains result rings; see the lock order in pool_core.hpp.
+  std::mutex& drain_mutex() noexcept { return drain_mutex_; }
+  // Under the drain lock: takes the ready results of one worker.
+  bool drain_results(int slot);
+
+  bool pump() noexcept override;
+  void begin_pumping() noexcept override;
+  void end_pumping() noexcept override;
+
+ private:
+  void loop();
+  bool drain_all(bool changed);
+  bool any_results() const noexcept;
+
+  SharedRegion& region_;
+  SlotTable& table_;
+  PoolWatch& watch_;
+  Lifecycle& lifecycle_;
+  Zygote* zygote_ = nullptr;
+  std::function<bool()> handle_events_;
+
+  // Guards the pop side of every slot's `inflight` and the result rings.
+  // Never held while user callbacks run.
+  std::mutex drain_mutex_;
+  std::atomic<bool> pumping_open_{true};
+  std::mutex callbacks_mutex_;  // guards pumped_callbacks_ only
+  std::vector<std::function<void()>> pumped_callbacks_;  // collected by pumpers, run by the result thread
+  std::atomic<std::uint32_t> signals_{0};  // bumped by other threads to wake the result thread
+  std::thread thread_;
+};
+
+}  // namespace procpool::detail
