@@ -6,13 +6,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 
+# Warnings are errors here (and so in CI), never in meson.build: a user's
+# compiler or buildtype must not break their build. --reconfigure applies the
+# option to a build folder configured before without it.
 configure() {  # DIR [meson options...]
   local dir=$1
   shift
   if [[ -d $dir ]]; then
-    meson setup --reconfigure "$dir" "$@" >/dev/null
+    meson setup --reconfigure "$dir" -Dwerror=true "$@" >/dev/null
   else
-    meson setup "$dir" "$@" >/dev/null
+    meson setup "$dir" -Dwerror=true "$@" >/dev/null
   fi
   ninja -C "$dir"
 }
