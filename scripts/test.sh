@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds procpool and runs every test: the whole suite on a normal build, then
-# the unit and pool suites under ASan+UBSan and under TSan. The README's test
-# command. `--quick` skips the sanitizer builds (for a fast local loop).
+# Builds procpool and runs every test: the whole suite on a normal g++ build,
+# then the unit and pool suites on a clang++-16 build, under ASan+UBSan and
+# under TSan. The README's test command. `--quick` skips the clang and
+# sanitizer builds (for a fast local loop).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -25,6 +26,12 @@ meson test -C build --print-errorlogs
 builds=(build)
 
 if [[ ${1:-} != --quick ]]; then
+  # The whole tree with clang too, so neither compiler's warnings reach a user;
+  # clang-16, as Debian 12's clang-14 cannot compile libstdc++ 12's <ranges>.
+  CXX=clang++-16 configure build-clang -Dtests=true
+  meson test -C build-clang --suite unit --suite pool --print-errorlogs
+  builds+=(build-clang)
+
   # The sanitizer builds leave benchmarks, examples and MPI out: they test nothing new
   # there, and Open MPI is noisy under the sanitizers (its tests are the plain build's "mpi" suite).
   for sanitizer in address,undefined thread; do
