@@ -27,7 +27,7 @@ builds=(build)
 
 if [[ ${1:-} != --quick ]]; then
   # The whole tree with clang too, so neither compiler's warnings reach a user;
-  # clang-16, as Debian 12's clang-14 cannot compile libstdc++ 12's <ranges>.
+  # clang-16, as Debian 12's clang-14 cannot compile libstdc++ 12's range views.
   CXX=clang++-16 configure build-clang -Dtests=true
   meson test -C build-clang --suite unit --suite pool --print-errorlogs
   builds+=(build-clang)
