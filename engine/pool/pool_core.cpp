@@ -79,6 +79,8 @@ PoolCore::PoolCore(PoolOptions options)
       events_.push_back({report, std::move(socket)});
     }
   }
+  released_blocks_ = std::make_shared<ReleasedBlocks>([this] { signal_result_thread(); });
+  watch_released_blocks(released_blocks_);
   monitor_wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!monitor_wake_) throw Error("procpool::Pool: cannot create an eventfd");
   result_thread_ = std::thread([this] { result_loop(); });
@@ -86,6 +88,7 @@ PoolCore::PoolCore(PoolOptions options)
 }
 
 PoolCore::~PoolCore() {
+  if (released_blocks_) released_blocks_->close();
   {
     std::lock_guard lock(mutex_);
     if (phase_ == Phase::running) set_phase_locked(Phase::closing);
@@ -121,10 +124,12 @@ void PoolCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
   // Serialize outside the lock, into a per-thread buffer that is reused.
   thread_local OutputBuffer out;
   out.reset(nullptr, 0, ring_capacity / 4);
+  AttachmentScope blocks;  // collects the shared blocks the task's handles name
   if (!serialize_or_fail("procpool::Pool::", call, *state, encode, out)) return;
   state->set_source(weak_from_this());
   Task task;
   task.state = std::move(state);
+  task.blocks = blocks.take();
   if (out.storage() == OutputBuffer::Storage::memfd) {
     task.memfd_size = out.size();
     task.memfd.reset(out.release_memfd());
@@ -155,15 +160,15 @@ bool PoolCore::dispatch_locked(Task& task, const char* bytes, std::size_t size) 
   Ring& ring = best->tasks;
   const std::uint64_t length = task.memfd_size;
   const bool large = static_cast<bool>(task.memfd);
+  if (large ? !ring.has_room_for(sizeof length) : size > ring.max_payload() || !ring.has_room_for(size)) return false;
+  // Block memfds go first: the worker takes them before the payload's.
+  if (!task.blocks.empty() && !send_blocks_locked(best_index, task)) return false;
   if (large) {
-    if (!ring.has_room_for(sizeof length)) return false;
     try {
       send_fd(best->socket.get(), task.memfd.get(), task.id);
     } catch (const SerializationError&) {
       return false;  // the worker is going away; the task waits for its replacement
     }
-  } else if (size > ring.max_payload() || !ring.has_room_for(size)) {
-    return false;
   }
   // Into `inflight` before its frame is visible: the worker may answer at
   // once, and the drainer must then find the task. `bytes` may point into
@@ -358,6 +363,7 @@ bool PoolCore::drain_all(bool changed) {
   std::lock_guard lock(mutex_);
   if (phase_ == Phase::terminated) return progressed;
   dispatch_backlog_locked();
+  forget_released_blocks_locked();
   if (progressed) steal_for_idle_workers_locked();
   if (phase_ == Phase::closing && backlog_.empty()) send_stops_locked();
   return progressed;
@@ -466,6 +472,8 @@ void PoolCore::on_spawned(int index, pid_t pid, UniqueFd socket) {
   slot.socket = std::move(socket);
   slot.stop_sent = false;
   slot.done.store(0, std::memory_order_relaxed);
+  slot.sent_blocks.clear();  // a new worker has none
+  slot.forgets.clear();
   slot.state = Slot::State::running;
 }
 

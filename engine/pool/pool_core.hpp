@@ -10,8 +10,10 @@
 #include <mutex>
 #include <sys/types.h>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
+#include "engine/executor/attachments.hpp"
 #include "engine/ipc/shared_region.hpp"
 #include "engine/pool/spsc_queue.hpp"
 #include "engine/sys/unique_fd.hpp"
@@ -35,6 +37,7 @@ class PoolCore final : public Executor {
   void submit(const char* call, std::shared_ptr<ResultStateBase> state, FunctionRef<void(OutputBuffer&)> encode) override;
   // Throws ValueError naming `call` unless the pool is running.
   void check_running(const char* call) const override;
+  void check_shares(const char* call) const override { check_running(call); }
   int processes() const noexcept override { return processes_; }
   void close() override;
   void join() override;
@@ -65,6 +68,7 @@ class PoolCore final : public Executor {
     std::vector<char> bytes;    // the payload, while it waits in the backlog
     UniqueFd memfd;             // a large payload, kept until its result is in
     std::uint64_t memfd_size = 0;
+    SharedBlocks blocks;        // shared data its handles name, kept until its result is in
   };
 
   struct Slot {
@@ -81,6 +85,10 @@ class PoolCore final : public Executor {
     // Dispatched to this worker, in ring order. Pushed under mutex_, popped
     // under drain_mutex_; anything else (recovery, stealing, terminate) holds both.
     SpscQueue<Task> inflight{max_inflight_per_worker};
+    // Shared blocks sent to this worker, and released ones it must be told
+    // to forget (when its ring has room). Under mutex_; reset per worker.
+    std::unordered_set<std::uint64_t> sent_blocks;
+    std::vector<std::uint64_t> forgets;
   };
 
   struct Event {
@@ -99,6 +107,10 @@ class PoolCore final : public Executor {
   static std::vector<FrameView> unconsumed_frames(const Ring& ring);
   static void take_payload(Task& task, const FrameView& frame);
   bool all_exited_locked() const;
+  // Shared blocks (pool_blocks.cpp): sends the ones `task` carries that
+  // worker `index` lacks; tells workers to forget released ones.
+  bool send_blocks_locked(int index, const Task& task);
+  void forget_released_blocks_locked();
 
   // Result thread (and pumping waiters, under drain_mutex_).
   void result_loop();
@@ -130,6 +142,7 @@ class PoolCore final : public Executor {
   std::atomic<bool> accepting_{true};  // phase_ == running, for a look without the lock
   std::vector<Slot> slots_;
   std::deque<Task> backlog_;
+  std::shared_ptr<ReleasedBlocks> released_blocks_;  // blocks whose last handle died, to forget
   std::uint64_t next_id_ = 1;
   // Tasks in workers' rings, all slots together, counted only when there is
   // a task_timeout. The monitor watches the clock only while this is
