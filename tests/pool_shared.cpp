@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <numeric>
 #include <string>
 #include <thread>
@@ -324,11 +325,26 @@ TEST_CASE("shared - nothing is left behind: fds, /dev/shm, mappings, in the pare
     for (auto& r : results) CHECK(r.get() == (1 << 18));
     CHECK(test_support::open_fd_count() > fds);
     CHECK(test_support::dev_shm() == shm);  // unnamed
+    const auto pids = pool.worker_pids();
+    CHECK(std::any_of(pids.begin(), pids.end(), maps_name_shared));  // so the check below means something
   }
   CHECK(test_support::eventually([&] { return test_support::open_fd_count() == fds; }));
   CHECK(test_support::eventually([&] { return maps_lines() == maps; }));
   CHECK(test_support::dev_shm() == shm);
   // The workers were told to forget them.
+  for (const pid_t pid : pool.worker_pids()) {
+    CHECK(test_support::eventually([&] { return !maps_name_shared(pid); }));
+  }
+}
+
+TEST_CASE("shared - an array made before the pool is not inherited by its workers, only sent" *
+          doctest::timeout(60)) {
+  auto array = std::make_unique<SharedArray<int>>(1 << 16);
+  procpool::Pool pool(2);
+  for (const pid_t pid : pool.worker_pids()) CHECK_FALSE(maps_name_shared(pid));
+  std::fill(array->begin(), array->end(), 1);
+  CHECK(pool.apply(sum_array, *array) == (1 << 16));
+  array.reset();
   for (const pid_t pid : pool.worker_pids()) {
     CHECK(test_support::eventually([&] { return !maps_name_shared(pid); }));
   }

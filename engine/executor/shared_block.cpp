@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "engine/executor/attachments.hpp"
+#include "engine/sys/zygote_exclusions.hpp"
 #include "procpool/errors.hpp"
 
 namespace procpool::detail {
@@ -64,12 +65,14 @@ Watchers& watchers() {
 
 void announce_release(std::uint64_t id) noexcept {
   std::vector<std::shared_ptr<ReleasedBlocks>> live;
-  {
+  try {
     Watchers& w = watchers();
     std::lock_guard lock(w.mutex);
     for (auto& inbox : w.inboxes) {
       if (auto p = inbox.lock()) live.push_back(std::move(p));
     }
+  } catch (...) {
+    // Out of memory: the workers that have the block keep it until they exit.
   }
   for (auto& inbox : live) inbox->released(id);
 }
@@ -79,8 +82,16 @@ SharedBlockLookup block_lookup = nullptr;
 
 }  // namespace
 
-SharedBlock::SharedBlock(std::uint64_t id, Kind kind, int fd, char* data, std::size_t size, pid_t maker) noexcept
-    : id_(id), kind_(kind), fd_(fd), data_(data), size_(size), maker_(maker) {}
+SharedBlock::SharedBlock(std::uint64_t id, Kind kind, int fd, char* data, std::size_t size, pid_t maker)
+    : id_(id), kind_(kind), fd_(fd), data_(data), size_(size), maker_(maker) {
+  try {
+    add_zygote_exclusion(data_, size_, fd_);
+  } catch (...) {
+    if (data_ != nullptr) ::munmap(data_, size_);
+    ::close(fd_);
+    throw;
+  }
+}
 
 std::shared_ptr<SharedBlock> SharedBlock::create_array(std::size_t bytes) {
   const int fd = new_memfd(bytes);
@@ -146,6 +157,7 @@ std::shared_ptr<SharedBlock> SharedBlock::adopt(std::uint64_t id, Kind kind, int
 }
 
 SharedBlock::~SharedBlock() {
+  remove_zygote_exclusion(data_, fd_);
   if (data_ != nullptr) ::munmap(data_, size_);
   if (fd_ >= 0) ::close(fd_);
   if (sent_.load(std::memory_order_relaxed) && maker_ == ::getpid()) announce_release(id_);

@@ -17,6 +17,7 @@
 #include "procpool/errors.hpp"
 #include "engine/sys/fd_passing.hpp"
 #include "engine/sys/pidfd.hpp"
+#include "engine/sys/zygote_exclusions.hpp"
 
 namespace procpool::detail {
 
@@ -31,6 +32,7 @@ class ZygoteProcess {
  public:
   ZygoteProcess(int control, pid_t parent, const WorkerEntry& entry) : control_(control), entry_(entry) {
     ::prctl(PR_SET_NAME, "procpool-zygote");
+    drop_zygote_exclusions();
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);

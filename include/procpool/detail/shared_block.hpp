@@ -50,7 +50,7 @@ class SharedBlock {
   const void* value(const std::type_info& type, FunctionRef<std::shared_ptr<const void>()> decode);
 
  private:
-  SharedBlock(std::uint64_t id, Kind kind, int fd, char* data, std::size_t size, pid_t maker) noexcept;
+  SharedBlock(std::uint64_t id, Kind kind, int fd, char* data, std::size_t size, pid_t maker);
 
   std::uint64_t id_;
   Kind kind_;
