@@ -301,7 +301,8 @@ TEST_CASE("shared - forged handles fail their task with SerializationError" * do
     CHECK_THROWS_AS(pool.apply(forged_size, forged), procpool::SerializationError);
   }
   // An array's id read as a value, a vector's as a string.
-  CHECK_THROWS_AS(pool.apply(forged_value<int>, ForgedValue<int>{array, value, true, {}}), procpool::SerializationError);
+  CHECK_THROWS_AS(pool.apply(forged_value<int>, ForgedValue<int>{array, value, true, {}}),
+                  procpool::SerializationError);
   CHECK_THROWS_AS(pool.apply(forged_value<std::string>, ForgedValue<std::string>{array, value, false, {}}),
                   procpool::SerializationError);
   // A worker still there, and still serving the real ones.

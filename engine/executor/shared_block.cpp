@@ -189,7 +189,10 @@ void attach_shared_block(const std::shared_ptr<SharedBlock>& block, const char* 
 
 std::shared_ptr<SharedBlock> find_shared_block(std::uint64_t id) {
   std::shared_ptr<SharedBlock> block = block_lookup != nullptr ? block_lookup(id) : nullptr;
-  if (!block) throw SerializationError("procpool: a task names shared data " + std::to_string(id) + " that this process does not have");
+  if (!block) {
+    throw SerializationError("procpool: a task names shared data " + std::to_string(id) +
+                             " that this process does not have");
+  }
   return block;
 }
 

@@ -38,10 +38,9 @@ void WorkerBlocks::receive_pending() noexcept {
     if (n != static_cast<ssize_t>(sizeof first) || (first & block_message_bit) == 0) return;
     BlockMessage message{};
     UniqueFd fd;
-    if (receive_with_fd(socket_, &message, sizeof message, fd, MSG_DONTWAIT) != static_cast<ssize_t>(sizeof message) ||
-        !fd || message.kind > 0xff) {
-      continue;
-    }
+    const ssize_t got = receive_with_fd(socket_, &message, sizeof message, fd, MSG_DONTWAIT);
+    if (got < 0) return;
+    if (got != static_cast<ssize_t>(sizeof message) || !fd || message.kind > 0xff) continue;  // consumed, unusable
     const std::uint64_t id = message.tagged_id & ~block_message_bit;
     try {
       blocks_[id] = SharedBlock::adopt(id, static_cast<SharedBlock::Kind>(message.kind), fd.release(),
