@@ -11,6 +11,7 @@ enum class FrameKind : std::uint16_t {
   task = 2,     // parent to worker: a task payload (task_codec.hpp)
   stop = 3,     // parent to worker: exit after the tasks before this one
   result = 4,   // worker to parent: a result payload (run_payload(), engine/pool/worker.hpp)
+  forget = 5,   // parent to worker: drop shared block `task_id`, released in the parent
 };
 
 enum FrameFlags : std::uint16_t {

@@ -4,6 +4,7 @@
 #include <string>
 #include <utility>
 
+#include "engine/executor/attachments.hpp"
 #include "engine/executor/result_source.hpp"
 #include "engine/process/current_process.hpp"
 #include "engine/pool/worker.hpp"
@@ -55,6 +56,7 @@ PoolCore::PoolCore(PoolOptions options)
       watch_.push({PoolWatch::Event::Kind::report, report, std::move(socket)});
     }
   }
+  table_.watch_released_blocks([this] { drainer_.signal(); });
   drainer_.start(*zygote_, [this] { return handle_events(); });
   watch_.start(*zygote_, table_, lifecycle_, [this] { drainer_.signal(); });
 }
@@ -65,7 +67,10 @@ std::shared_ptr<PoolCore> PoolCore::create(PoolOptions options) {
   return core;
 }
 
-PoolCore::~PoolCore() { lifecycle_.terminate(); }
+PoolCore::~PoolCore() {
+  table_.stop_watching_released_blocks();
+  lifecycle_.terminate();
+}
 
 void PoolCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
                       FunctionRef<void(OutputBuffer&)> encode) {
@@ -76,10 +81,12 @@ void PoolCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
   thread_local MemfdStore spill;
   thread_local OutputBuffer out(&spill);
   out.reset(nullptr, 0, ring_capacity / 4);
+  AttachmentScope blocks;  // collects the shared blocks the task's handles name
   if (!serialize_or_fail(call, *state, encode, out)) return;
   state->set_source(result_source());
   PoolTask task;
   task.state = std::move(state);
+  task.blocks = blocks.take();
   if (out.storage() == OutputBuffer::Storage::spilled) {
     task.memfd_size = out.size();
     task.memfd = spill.release(out);

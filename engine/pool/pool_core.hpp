@@ -45,6 +45,7 @@ class PoolCore final : public Executor, private LifecycleSteps {
   const char* display_name() const noexcept override { return lifecycle_.display_name(); }
   void submit(const char* call, std::shared_ptr<ResultStateBase> state, FunctionRef<void(OutputBuffer&)> encode) override;
   void check_running(const char* call) const override { lifecycle_.check_running(call); }
+  void check_shares(const char* call) const override { check_running(call); }
   int processes() const noexcept override { return processes_; }
   void close() override { lifecycle_.close(); }
   void join() override { lifecycle_.join(); }

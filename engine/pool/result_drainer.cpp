@@ -100,6 +100,7 @@ bool ResultDrainer::drain_all(bool changed) {
   std::lock_guard lock(lifecycle_.mutex());
   if (lifecycle_.phase_locked() == Lifecycle::Phase::terminated) return progressed;
   table_.dispatch_backlog_locked();
+  table_.forget_released_blocks_locked();
   if (progressed) table_.steal_for_idle_workers_locked();
   const bool closing = lifecycle_.phase_locked() == Lifecycle::Phase::closing;
   if (closing && table_.backlog_empty_locked()) table_.send_stops_locked();

@@ -69,15 +69,15 @@ bool SlotTable::dispatch_locked(PoolTask& task, const char* bytes, std::size_t s
   Ring& ring = best->tasks;
   const std::uint64_t length = task.memfd_size;
   const bool large = static_cast<bool>(task.memfd);
+  if (large ? !ring.has_room_for(sizeof length) : size > ring.max_payload() || !ring.has_room_for(size)) return false;
+  // Block memfds go first: the worker takes them before the payload's.
+  if (!task.blocks.empty() && !send_blocks_locked(best_index, task)) return false;
   if (large) {
-    if (!ring.has_room_for(sizeof length)) return false;
     try {
       send_fd(best->socket.get(), task.memfd.get(), task.id);
     } catch (const SerializationError&) {
       return false;  // the worker is going away; the task waits for its replacement
     }
-  } else if (size > ring.max_payload() || !ring.has_room_for(size)) {
-    return false;
   }
   // Into `inflight` before its frame is visible: the worker may answer at
   // once, and the drainer must then find the task. `bytes` may point into
@@ -134,6 +134,8 @@ void SlotTable::started_locked(int index, pid_t pid, UniqueFd socket) {
   s.stop_sent = false;
   s.done.store(0, std::memory_order_relaxed);
   s.spawn_backoff = std::chrono::milliseconds(0);
+  s.sent_blocks.clear();  // a new worker has none
+  s.forgets.clear();
   s.state = WorkerSlot::State::running;
 }
 

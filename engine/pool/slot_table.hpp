@@ -9,11 +9,14 @@
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <sys/types.h>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
+#include "engine/executor/attachments.hpp"
 #include "engine/executor/lifecycle.hpp"
 #include "engine/ipc/shared_region.hpp"
 #include "engine/pool/spsc_queue.hpp"
@@ -33,6 +36,7 @@ struct PoolTask {
   std::vector<char> bytes;  // the payload, while it waits in the backlog
   UniqueFd memfd;           // a large payload, kept until its result is in
   std::uint64_t memfd_size = 0;
+  SharedBlocks blocks;      // shared data its handles name, kept until its result is in
 };
 
 // Tasks queued in one worker's ring at most; more wait in the parent's
@@ -58,6 +62,10 @@ struct WorkerSlot {
   // popped under the drain lock; anything else (recovery, stealing,
   // terminate) holds both.
   SpscQueue<PoolTask> inflight{max_inflight_per_worker};
+  // Shared blocks sent to this worker, and released ones it must be told
+  // to forget (when its ring has room). Under the pool mutex; reset per worker.
+  std::unordered_set<std::uint64_t> sent_blocks;
+  std::vector<std::uint64_t> forgets;
 };
 
 // Not locked itself: every member ending in _locked needs the pool mutex
@@ -102,16 +110,26 @@ class SlotTable {
   // sets `gave_up` if a slot was given up.
   std::int64_t retry_due_locked(std::int64_t now_ns, bool needed, FunctionRef<void(int)> spawn, bool& gave_up);
 
+  // Shared blocks (slot_blocks.cpp). Releases of blocks sent to workers are
+  // collected from now on; `wake` runs after each. Not under the mutex.
+  void watch_released_blocks(std::function<void()> wake);
+  void stop_watching_released_blocks() noexcept;
+  // Tells the workers that have them to forget the blocks released since.
+  void forget_released_blocks_locked();
+
  private:
   bool dispatch_locked(PoolTask& task, const char* bytes, std::size_t size);
   static std::vector<FrameView> unconsumed_frames(const Ring& ring);
   static void take_payload(PoolTask& task, const FrameView& frame);
+  // Sends the blocks `task` carries that worker `index` lacks; false if the worker is going away.
+  bool send_blocks_locked(int index, const PoolTask& task);
 
   SharedRegion& region_;
   const PoolOptions& options_;
   PoolWatch& watch_;
   std::vector<WorkerSlot> slots_;
   std::deque<PoolTask> backlog_;
+  std::shared_ptr<ReleasedBlocks> released_blocks_;
   std::uint64_t next_id_ = 1;
 };
 

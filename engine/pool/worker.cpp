@@ -9,9 +9,11 @@
 #include <string>
 #include <unistd.h>
 
+#include "engine/executor/attachments.hpp"
 #include "engine/executor/payload.hpp"
 #include "engine/ipc/memfd_store.hpp"
 #include "engine/ipc/side_channel.hpp"
+#include "engine/pool/block_channel.hpp"
 #include "procpool/errors.hpp"
 
 namespace procpool::detail {
@@ -22,6 +24,13 @@ std::int64_t monotonic_ns() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+// The running worker's blocks, for find_shared_block() while a task decodes.
+WorkerBlocks* worker_blocks = nullptr;
+
+std::shared_ptr<SharedBlock> find_worker_block(std::uint64_t id) {
+  return worker_blocks != nullptr ? worker_blocks->find(id) : nullptr;
 }
 
 [[noreturn]] void leave(int code) {
@@ -36,7 +45,11 @@ class Worker {
         pool_(config.region->pool()),
         tasks_(config.region->task_ring(config.slot)),
         results_(config.region->result_ring(config.slot)),
-        socket_(std::move(socket)) {}
+        socket_(std::move(socket)),
+        blocks_(socket_.get()) {
+    worker_blocks = &blocks_;
+    set_shared_block_lookup(&find_worker_block);
+  }
 
   // Returns false on a stop frame; exits on a corrupt ring.
   bool run_next() {
@@ -50,10 +63,17 @@ class Worker {
       tasks_.pop(frame);
       return false;
     }
+    if (frame.header.kind == FrameKind::forget) {
+      blocks_.receive_pending();  // a block sent for a task that was never published
+      blocks_.forget(frame.header.task_id);
+      tasks_.pop(frame);
+      return true;
+    }
     if (!tasks_.try_mark(frame, frame_claimed)) {
       // The parent gave it to another worker: drop its memfd too, if it has
       // one, or the next large task here would find this one's first.
       if ((frame.header.flags & frame_side_channel) != 0) {
+        blocks_.receive_pending();  // shared blocks sent ahead of it come before its memfd
         try {
           receive_fd(socket_.get(), frame.header.task_id);
         } catch (const SerializationError&) {
@@ -76,6 +96,9 @@ class Worker {
     char* window = results_.window(room);
     out_.reset(window, room, results_.max_payload());
     std::optional<SideChannelPayload> side;
+    // Shared blocks sent ahead of a large payload come before its memfd; with
+    // a small one they are taken when a handle names them (WorkerBlocks::find).
+    if ((frame.header.flags & frame_side_channel) != 0) blocks_.receive_pending();
     run_payload([&] { return open_payload(frame, socket_.get(), side); }, out_);
     publish(frame.header.task_id);
   }
@@ -114,6 +137,7 @@ class Worker {
   Ring tasks_;
   Ring results_;
   UniqueFd socket_;
+  WorkerBlocks blocks_;
   MemfdStore spill_;  // declared before out_, whose destructor discards through it
   OutputBuffer out_{&spill_};
 };

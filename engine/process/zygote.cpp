@@ -18,6 +18,7 @@
 #include "engine/sys/constants.hpp"
 #include "engine/sys/fd_passing.hpp"
 #include "engine/sys/pidfd.hpp"
+#include "engine/sys/zygote_exclusions.hpp"
 
 namespace procpool::detail {
 
@@ -32,6 +33,7 @@ class ZygoteProcess {
  public:
   ZygoteProcess(int control, pid_t parent, const WorkerEntry& entry) : control_(control), entry_(entry) {
     ::prctl(PR_SET_NAME, "procpool-zygote");
+    drop_zygote_exclusions();
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);

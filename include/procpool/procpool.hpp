@@ -18,6 +18,8 @@
 ///   the results of imap and imap_unordered;
 /// - procpool::Process, procpool::current_process(), procpool::parent_process(),
 ///   procpool::active_children(): single child processes;
+/// - procpool::Shared (made by TaskPool::share()) and procpool::SharedArray:
+///   data in shared memory, passed to tasks by handle;
 /// - procpool::Error and the errors derived from it (errors.hpp);
 /// - procpool::mpi::Runtime and procpool::mpi::Pool (mpi.hpp, library
 ///   procpool-mpi, not included here): the same pools on MPI ranks;
@@ -51,4 +53,6 @@
 #include "procpool/pool.hpp"
 #include "procpool/task_pool.hpp"
 #include "procpool/process.hpp"
+#include "procpool/shared.hpp"
+#include "procpool/shared_array.hpp"
 #include "procpool/version.hpp"

@@ -21,6 +21,7 @@
 #include "procpool/detail/task_codec.hpp"
 #include "procpool/errors.hpp"
 #include "procpool/imap_iterator.hpp"
+#include "procpool/shared.hpp"
 
 namespace procpool {
 
@@ -132,6 +133,22 @@ class TaskPool {
   template <class F, std::ranges::input_range Range>
   auto imap_unordered(F f, Range&& items, std::size_t chunksize = 1) {
     return imap_chunks<false>("imap_unordered", f, std::forward<Range>(items), chunksize);
+  }
+
+  /// Serializes `value` once, into new unnamed shared memory, and returns a
+  /// handle to it: a task argument that costs a fixed-size handle and gives
+  /// the value back in the task (decoded at most once per worker). Any
+  /// local pool's tasks may use the handle, not only this pool's. Blocks
+  /// while it serializes. Throws ValueError after close() or terminate(), or
+  /// on a pool that cannot share data (procpool::mpi::Pool, for now); Error
+  /// if the memory cannot be created; what T's serialization throws.
+  /// Thread-safe.
+  template <class T>
+  [[nodiscard]] Shared<T> share(const T& value) {
+    static_assert(detail::Serializable<T> && std::is_default_constructible_v<T>,
+                  "procpool: share() needs a default-constructible T serializable with cereal");
+    core_->check_shares("share");
+    return Shared<T>(Shared<T>::encode(value));
   }
 
   /// Takes no more tasks; the workers exit once every queued task has run.

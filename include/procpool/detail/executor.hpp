@@ -30,6 +30,9 @@ class Executor : public std::enable_shared_from_this<Executor> {
   virtual void check_running(const char* call) const = 0;
   // close() asks `flusher` to submit the rest of its input first. Thread-safe.
   void register_flusher(std::weak_ptr<InputFlusher> flusher);
+  // Throws ValueError, naming `call`, unless the pool takes tasks and can
+  // pass shared data (Shared<T>) to them. By default it cannot.
+  virtual void check_shares(const char* call) const;
   // The number of workers tasks are spread over (for chunk sizes).
   virtual int processes() const noexcept = 0;
 
