@@ -7,7 +7,7 @@ packages=(
   g++ meson ninja-build pkg-config cmake git doxygen python3
   libboost-dev libcereal-dev doctest-dev libbenchmark-dev
   python3-matplotlib redis-server redis-tools libhiredis-dev
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev clang-16
   openmpi-bin libopenmpi-dev python3-mpi4py
 )
 

@@ -7,17 +7,11 @@
 #include <cstring>
 #include <fstream>
 
-#include "engine/pool/worker.hpp"
 #include "procpool/errors.hpp"
 
 namespace procpool::mpi::detail {
 
 namespace {
-
-using procpool::detail::deferred_callbacks;
-using procpool::detail::complete_from_result;
-using procpool::detail::InputBuffer;
-using procpool::detail::run_callbacks;
 
 // Tasks sent ahead to one worker: the one it runs and the next, waiting in
 // MPI's queue, so it never waits for rank 0 between two tasks.
@@ -45,21 +39,6 @@ std::exception_ptr protocol_error(int source, const std::string& what) {
 
 }  // namespace
 
-void Ledger::opened() {
-  std::lock_guard lock(mutex_);
-  ++open_;
-}
-
-void Ledger::closed() noexcept {
-  std::lock_guard lock(mutex_);
-  if (--open_ == 0) empty_.notify_all();
-}
-
-void Ledger::wait_until_empty() {
-  std::unique_lock lock(mutex_);
-  empty_.wait(lock, [&] { return open_ == 0; });
-}
-
 const char* Task::payload() const noexcept {
   return mapped ? mapped->data() + sizeof(MessageHeader) : message.data() + sizeof(MessageHeader);
 }
@@ -68,7 +47,6 @@ Manager::Manager(MPI_Comm comm, std::vector<WorkerInfo> workers, std::size_t max
     : comm_(comm), max_message_(max_message), workers_(workers.size()) {
   for (std::size_t i = 0; i < workers.size(); ++i) workers_[i].info = std::move(workers[i]);
   thread_ = std::thread([this] { run(); });
-  callback_thread_ = std::thread([this] { callback_loop(); });
 }
 
 Manager::~Manager() { stop(); }
@@ -148,12 +126,7 @@ void Manager::stop() noexcept {
     wake_.notify_one();
   }
   if (thread_.joinable()) thread_.join();
-  {
-    std::lock_guard lock(callbacks_mutex_);
-    callbacks_stop_ = true;
-    callbacks_ready_.notify_one();
-  }
-  if (callback_thread_.joinable()) callback_thread_.join();
+  completer_.stop();
 }
 
 bool Manager::idle_locked() const {
@@ -187,7 +160,7 @@ void Manager::run() {
     }
     if (!done.empty()) {
       lock.unlock();
-      finish(done);
+      completer_.finish(done);
       lock.lock();
       progress = true;
     }
@@ -417,37 +390,6 @@ void Manager::fail_later(Task& task, const std::exception_ptr& error, std::vecto
   c.state = std::move(task.state);
   c.ledger = std::move(task.ledger);
   c.error = error;
-}
-
-void Manager::finish(std::vector<Completion>& done) noexcept {
-  std::vector<std::function<void()>> callbacks;
-  deferred_callbacks = &callbacks;
-  for (Completion& c : done) {
-    if (c.error) {
-      c.state->fail(c.error);
-    } else {
-      complete_from_result(*c.state, [&] { return InputBuffer(c.bytes.data() + c.offset, c.size); }, c.pid);
-    }
-    c.ledger->closed();
-  }
-  deferred_callbacks = nullptr;
-  if (callbacks.empty()) return;
-  std::lock_guard lock(callbacks_mutex_);
-  for (auto& callback : callbacks) callbacks_.push_back(std::move(callback));
-  callbacks_ready_.notify_one();
-}
-
-void Manager::callback_loop() {
-  std::unique_lock lock(callbacks_mutex_);
-  for (;;) {
-    callbacks_ready_.wait(lock, [&] { return callbacks_stop_ || !callbacks_.empty(); });
-    if (callbacks_.empty()) return;
-    std::vector<std::function<void()>> batch;
-    batch.swap(callbacks_);
-    lock.unlock();
-    run_callbacks(batch);
-    lock.lock();
-  }
 }
 
 bool Manager::lost_a_rank() const {

@@ -1,16 +1,16 @@
 // Rank 0's side of the MPI pools: one manager thread makes every MPI call
 // after initialization. It keeps a couple of tasks in flight per worker rank,
-// the rest in a backlog, receives the results and completes their states.
+// the rest in a backlog, receives the results and hands them to a Completer.
 #pragma once
 
 #include <mpi.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <exception>
-#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -20,9 +20,11 @@
 #include <thread>
 #include <vector>
 
+#include "engine/ipc/side_channel.hpp"
+#include "engine/mpi/completer.hpp"
+#include "engine/mpi/ledger.hpp"
 #include "engine/mpi/wire.hpp"
 #include "procpool/detail/result_state.hpp"
-#include "engine/ipc/side_channel.hpp"
 
 namespace procpool::mpi::detail {
 
@@ -34,19 +36,6 @@ struct WorkerInfo {
   pid_t pid = 0;
   std::string host;
   bool same_host = false;
-};
-
-// The tasks of one pool that have not finished yet, so join() can wait for them.
-class Ledger {
- public:
-  void opened();
-  void closed() noexcept;
-  void wait_until_empty();
-
- private:
-  std::mutex mutex_;
-  std::condition_variable empty_;
-  std::size_t open_ = 0;
 };
 
 // One task from submission to result. The message buffer starts with room
@@ -100,16 +89,6 @@ class Manager {
     std::vector<char> payload;
     std::vector<MPI_Request> receives;
   };
-  // A finished task, completed outside the lock.
-  struct Completion {
-    std::shared_ptr<ResultStateBase> state;
-    std::shared_ptr<Ledger> ledger;
-    std::exception_ptr error;
-    std::vector<char> bytes;
-    std::size_t offset = 0;
-    std::size_t size = 0;
-    pid_t pid = 0;
-  };
   struct ControlSend {
     std::uint64_t value = 0;
     MPI_Request request = MPI_REQUEST_NULL;
@@ -126,8 +105,6 @@ class Manager {
   void lose_worker_locked(Worker& worker, const std::exception_ptr& error, std::vector<Completion>& done);
   void fail_all_locked(const std::exception_ptr& error, std::vector<Completion>& done);
   static void fail_later(Task& task, const std::exception_ptr& error, std::vector<Completion>& done);
-  void finish(std::vector<Completion>& done) noexcept;
-  void callback_loop();
   void send_shutdown() noexcept;
 
   MPI_Comm comm_;
@@ -150,15 +127,10 @@ class Manager {
   // Buffers of sends to a lost worker: they may never complete, so they are never freed.
   std::vector<Task> graveyard_;
 
-  // Result callbacks run here, never on the manager thread: one that waits on
-  // another result must not hold up the thread that delivers it.
-  std::mutex callbacks_mutex_;
-  std::condition_variable callbacks_ready_;
-  std::vector<std::function<void()>> callbacks_;
-  bool callbacks_stop_ = false;
-
+  // Finished tasks are completed, outside mutex_, through it. Declared
+  // before thread_: it outlives the manager thread that feeds it.
+  Completer completer_;
   std::thread thread_;
-  std::thread callback_thread_;
   std::mutex stop_mutex_;
   bool stopped_ = false;
 };
