@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "engine/executor/attachments.hpp"
 #include "procpool/errors.hpp"
 
 namespace procpool::mpi::detail {
@@ -40,8 +41,11 @@ void MpiCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
     o.write(&blank, sizeof blank);
     encode(o);
   };
+  // Collects the Shared values the task's handles name; a rank cannot map a SharedArray.
+  procpool::detail::AttachmentScope blocks(false);
   if (!serialize_or_fail("procpool::mpi::Pool::", call, *state, with_header, out)) return;
   Task task;
+  task.blocks = blocks.take();
   task.header = layout(out.size() - sizeof blank, inline_limit, manager_->max_message());
   task.header.pool_id = id_;
   task.state = std::move(state);
