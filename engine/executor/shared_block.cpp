@@ -220,7 +220,8 @@ std::shared_ptr<SharedBlock> find_shared_block(std::uint64_t id) {
 
 void set_shared_block_lookup(SharedBlockLookup lookup) noexcept { block_lookup = lookup; }
 
-AttachmentScope::AttachmentScope(bool arrays_allowed) noexcept : outer_(current_scope), arrays_allowed_(arrays_allowed) {
+AttachmentScope::AttachmentScope(bool arrays_allowed) noexcept
+    : outer_(current_scope), arrays_allowed_(arrays_allowed) {
   current_scope = this;
 }
 
