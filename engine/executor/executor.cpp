@@ -25,9 +25,7 @@ bool Executor::serialize_or_fail(const char* call, ResultStateBase& state, Funct
 
 void Executor::check_shares(const char* call) const {
   check_running(call);
-  // TODO: remove when procpool::mpi::Pool sends shared values to its ranks.
-  throw ValueError(std::string(display_name()) + "::" + call +
-                   ": shared data (Shared, SharedArray) works only with local pools for now");
+  throw ValueError(std::string(display_name()) + "::" + call + ": this pool cannot pass shared data to its tasks");
 }
 
 }  // namespace procpool::detail

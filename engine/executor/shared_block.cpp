@@ -162,6 +162,28 @@ std::shared_ptr<SharedBlock> SharedBlock::adopt(std::uint64_t id, Kind kind, int
   return std::shared_ptr<SharedBlock>(new SharedBlock(id, kind, fd, data, size, 0));
 }
 
+std::shared_ptr<SharedBlock> SharedBlock::fill_value(std::uint64_t id, std::size_t size,
+                                                     FunctionRef<void(char*)> fill) {
+  // Never sent on by this process: it need not be sealed, only read-only once filled.
+  const int fd = new_memfd(size);
+  char* data = map_block(fd, size, PROT_READ | PROT_WRITE);
+  if (size != 0 && data == nullptr) {
+    ::close(fd);
+    throw std::bad_alloc();
+  }
+  try {
+    fill(data);
+    if (size != 0 && ::mprotect(data, size, PROT_READ) != 0) {
+      throw Error(std::string("procpool: cannot protect shared data: ") + std::strerror(errno));
+    }
+  } catch (...) {
+    if (data != nullptr) ::munmap(data, size);
+    ::close(fd);
+    throw;
+  }
+  return std::shared_ptr<SharedBlock>(new SharedBlock(id, Kind::value, fd, data, size, 0));
+}
+
 SharedBlock::~SharedBlock() {
   remove_zygote_exclusion(data_, fd_);
   if (data_ != nullptr) ::munmap(data_, size_);
@@ -184,11 +206,14 @@ const void* SharedBlock::value(const std::type_info& type, FunctionRef<std::shar
   return value_.get();
 }
 
-void attach_shared_block(const std::shared_ptr<SharedBlock>& block, const char* handle) {
+void attach_shared_block(const std::shared_ptr<SharedBlock>& block, SharedBlock::Kind kind, const char* handle) {
   if (current_scope == nullptr) {
+    throw SerializationError(std::string("procpool: a ") + handle + " can only be passed as a task argument");
+  }
+  if (kind == SharedBlock::Kind::array && !current_scope->arrays_allowed()) {
     throw SerializationError(std::string("procpool: a ") + handle +
-                             " can only be passed as a task argument of a local procpool::Pool "
-                             "(SharedArray works only with local pools)");
+                             " cannot be passed to a procpool::mpi::Pool task (SharedArray works only with "
+                             "local pools: its memory is not copied)");
   }
   if (block) current_scope->add(block);
 }
@@ -204,7 +229,10 @@ std::shared_ptr<SharedBlock> find_shared_block(std::uint64_t id) {
 
 void set_shared_block_lookup(SharedBlockLookup lookup) noexcept { block_lookup = lookup; }
 
-AttachmentScope::AttachmentScope() noexcept : outer_(current_scope) { current_scope = this; }
+AttachmentScope::AttachmentScope(bool arrays_allowed) noexcept
+    : outer_(current_scope), arrays_allowed_(arrays_allowed) {
+  current_scope = this;
+}
 
 AttachmentScope::~AttachmentScope() { current_scope = outer_; }
 
@@ -217,14 +245,19 @@ void AttachmentScope::add(const std::shared_ptr<SharedBlock>& block) {
 }
 
 void ReleasedBlocks::released(std::uint64_t id) noexcept {
-  std::lock_guard lock(mutex_);
-  if (!open_) return;
-  try {
-    ids_.push_back(id);
-  } catch (...) {
-    return;  // out of memory: the workers keep the block until they exit
+  {
+    std::lock_guard lock(mutex_);
+    if (!open_) return;
+    try {
+      ids_.push_back(id);
+    } catch (...) {
+      return;  // out of memory: the workers keep the block until they exit
+    }
+    ++waking_;
   }
   wake_();
+  std::lock_guard lock(mutex_);
+  if (--waking_ == 0) woken_.notify_all();
 }
 
 std::vector<std::uint64_t> ReleasedBlocks::take() {
@@ -233,8 +266,9 @@ std::vector<std::uint64_t> ReleasedBlocks::take() {
 }
 
 void ReleasedBlocks::close() noexcept {
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
   open_ = false;
+  woken_.wait(lock, [&] { return waking_ == 0; });
 }
 
 void watch_released_blocks(const std::weak_ptr<ReleasedBlocks>& inbox) {

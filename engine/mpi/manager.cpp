@@ -46,6 +46,8 @@ const char* Task::payload() const noexcept {
 Manager::Manager(MPI_Comm comm, std::vector<WorkerInfo> workers, std::size_t max_message)
     : comm_(comm), max_message_(max_message), workers_(workers.size()) {
   for (std::size_t i = 0; i < workers.size(); ++i) workers_[i].info = std::move(workers[i]);
+  released_ = std::make_shared<procpool::detail::ReleasedBlocks>([this] { release_noticed(); });
+  procpool::detail::watch_released_blocks(released_);
   thread_ = std::thread([this] { run(); });
 }
 
@@ -120,6 +122,8 @@ void Manager::stop() noexcept {
   std::lock_guard stop_lock(stop_mutex_);
   if (stopped_) return;
   stopped_ = true;
+  // No wake after this: the ranks are about to leave, values and all.
+  released_->close();
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
@@ -140,13 +144,17 @@ bool Manager::idle_locked() const {
 }
 
 void Manager::run() {
+  on_manager_thread_ = true;
   Backoff backoff;
   std::unique_lock lock(mutex_);
   for (;;) {
     std::vector<Completion> done;
     bool progress = false;
+    std::vector<std::uint64_t> released;
+    if (releases_pending_.exchange(false)) released = released_->take();
     if (!broken_) {
       try {
+        progress |= send_forgets_locked(released);
         progress |= send_cancels_locked();
         progress |= dispatch_locked();
         progress |= test_sends_locked();
@@ -168,7 +176,7 @@ void Manager::run() {
       if (stopping_) break;
       backoff.reset();
       // Nothing out: sleep until a task or a cancel comes, without touching MPI.
-      wake_.wait(lock, [&] { return stopping_ || (!broken_ && !idle_locked()); });
+      wake_.wait(lock, [&] { return stopping_ || releases_pending_.load() || (!broken_ && !idle_locked()); });
       continue;
     }
     if (progress) {
@@ -196,6 +204,7 @@ bool Manager::dispatch_locked() {
     best->inflight.push_back(std::move(backlog_.front()));
     backlog_.pop_front();
     Task& task = best->inflight.back();
+    send_blocks_locked(*best, task);
     post_message(comm_, best->info.rank, tag_task, task.message.data(), task.header, task.payload(), tag_task_piece,
                  task.sends);
     progress = true;
@@ -230,6 +239,7 @@ bool Manager::test_sends_locked() {
       // Sent: the payload is no longer needed, only the task's identity.
       t.sends.clear();
       t.message = std::vector<char>();
+      t.block_headers = std::vector<char>();
       t.mapped.reset();
       progress = true;
     }

@@ -1,10 +1,13 @@
 // Rank 0's side of the MPI pools: one manager thread makes every MPI call
 // after initialization. It keeps a couple of tasks in flight per worker rank,
 // the rest in a backlog, receives the results and hands them to a Completer.
+// Shared values go to a rank once, ahead of its first task that carries one,
+// and a forget follows once rank 0 has released the value.
 #pragma once
 
 #include <mpi.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -18,8 +21,10 @@
 #include <string>
 #include <sys/types.h>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
+#include "engine/executor/attachments.hpp"
 #include "engine/ipc/side_channel.hpp"
 #include "engine/mpi/completer.hpp"
 #include "engine/mpi/ledger.hpp"
@@ -47,7 +52,11 @@ struct Task {
   std::shared_ptr<Ledger> ledger;
   std::vector<char> message;
   std::unique_ptr<procpool::detail::SideChannelPayload> mapped;
-  std::vector<MPI_Request> sends;  // until they complete
+  // The shared values its handles name, kept until it is answered: the last
+  // release (after which the ranks are told to forget one) comes after that.
+  procpool::detail::SharedBlocks blocks;
+  std::vector<char> block_headers;  // of the values sent ahead of it, until sent
+  std::vector<MPI_Request> sends;  // until they complete (the values' sends too)
   bool abandoned = false;          // its pool was terminated; the answer is dropped
 
   const char* payload() const noexcept;
@@ -79,6 +88,7 @@ class Manager {
   struct Worker {
     WorkerInfo info;
     std::deque<Task> inflight;  // sent to this worker, in order
+    std::unordered_set<std::uint64_t> blocks;  // shared values it holds
     bool lost = false;
   };
   // A result coming in: its first message (the header), then any pieces.
@@ -97,6 +107,11 @@ class Manager {
   void run();
   bool idle_locked() const;
   bool dispatch_locked();
+  // Shared values (manager_shares.cpp): sends the ones `task` carries that
+  // `worker` lacks, ahead of it; has the ranks that hold a released one drop it.
+  void send_blocks_locked(Worker& worker, Task& task);
+  bool send_forgets_locked(const std::vector<std::uint64_t>& released);
+  void release_noticed() noexcept;
   bool send_cancels_locked();
   bool test_sends_locked();
   bool receive_locked(std::vector<Completion>& done);
@@ -126,6 +141,11 @@ class Manager {
   std::chrono::steady_clock::time_point last_liveness_check_{};
   // Buffers of sends to a lost worker: they may never complete, so they are never freed.
   std::vector<Task> graveyard_;
+  // Shared values released since the manager last looked; taken without mutex_.
+  std::shared_ptr<procpool::detail::ReleasedBlocks> released_;
+  std::atomic<bool> releases_pending_{false};
+  // Set on the manager thread: a value it releases there (under mutex_) needs no wake.
+  static thread_local bool on_manager_thread_;
 
   // Finished tasks are completed, outside mutex_, through it. Declared
   // before thread_: it outlives the manager thread that feeds it.

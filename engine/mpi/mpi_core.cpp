@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "engine/executor/attachments.hpp"
 #include "engine/ipc/memfd_store.hpp"
 #include "engine/sys/constants.hpp"
 #include "procpool/errors.hpp"
@@ -31,8 +32,11 @@ void MpiCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
     o.write(&blank, sizeof blank);
     encode(o);
   };
+  // Collects the Shared values the task's handles name; a rank cannot map a SharedArray.
+  procpool::detail::AttachmentScope blocks(false);
   if (!serialize_or_fail(call, *state, with_header, out)) return;
   Task task;
+  task.blocks = blocks.take();
   task.header = layout(out.size() - sizeof blank, inline_payload_limit, manager_->max_message());
   task.header.pool_id = id_;
   task.state = std::move(state);

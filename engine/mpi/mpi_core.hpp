@@ -27,6 +27,8 @@ class MpiCore final : public procpool::detail::Executor,
   void submit(const char* call, std::shared_ptr<ResultStateBase> state,
               procpool::detail::FunctionRef<void(OutputBuffer&)> encode) override;
   void check_running(const char* call) const override { lifecycle_.check_running(call); }
+  // Shared values go to the ranks by the manager (SharedArray fails in submit).
+  void check_shares(const char* call) const override { check_running(call); }
   int processes() const noexcept override { return workers_; }
   void close() override { lifecycle_.close(); }
   void join() override { lifecycle_.join(); }

@@ -14,6 +14,7 @@
 #include "engine/executor/payload.hpp"
 #include "engine/ipc/memfd_store.hpp"
 #include "engine/sys/constants.hpp"
+#include "engine/mpi/rank_blocks.hpp"
 #include "procpool/mpi.hpp"
 
 namespace procpool::mpi {
@@ -67,6 +68,7 @@ bool serve(MPI_Comm comm, std::size_t max_message) {
   std::vector<MPI_Request> requests;
   std::set<std::uint64_t> cancelled;
   Backoff idle;
+  serve_shared_blocks();
   for (;;) {
     int found = 0;
     MPI_Message handle = MPI_MESSAGE_NULL;
@@ -86,6 +88,15 @@ bool serve(MPI_Comm comm, std::size_t max_message) {
       std::uint64_t pool = 0;
       std::memcpy(&pool, message.data(), sizeof pool);
       cancelled.insert(pool);
+      continue;
+    }
+    // A shared value, ahead of its first task here; a forget, after its last.
+    if (status.MPI_TAG == tag_share) {
+      receive_shared_block(comm, message, requests);
+      continue;
+    }
+    if (status.MPI_TAG == tag_forget) {
+      forget_shared_block(message);
       continue;
     }
     MessageHeader header;

@@ -23,6 +23,9 @@ enum Tag : int {
   tag_result_piece = 4,  // a worker to rank 0: the next piece of a result's payload
   tag_cancel = 5,        // rank 0 to a worker: a pool id whose tasks to drop (terminate)
   tag_shutdown = 6,      // rank 0 to a worker: leave (one byte: 1 if a worker rank died)
+  tag_share = 7,         // rank 0 to a worker: MessageHeader of a shared value (task_id: its block id)
+  tag_share_piece = 8,   // rank 0 to a worker: the next piece of a shared value's bytes
+  tag_forget = 9,        // rank 0 to a worker: a block id it may drop (rank 0 released it)
 };
 
 enum HeaderFlags : std::uint32_t {
@@ -33,7 +36,7 @@ enum HeaderFlags : std::uint32_t {
 // Plain fixed-width fields, copied byte for byte: every rank runs the same
 // build (code_ref.hpp), so the layout is the same everywhere.
 struct MessageHeader {
-  std::uint64_t task_id = 0;
+  std::uint64_t task_id = 0;  // tag_share: the block id
   std::uint64_t pool_id = 0;  // tasks: the pool that submitted it
   std::uint64_t size = 0;     // payload bytes
   std::uint64_t piece = 0;    // 0: the payload follows in this message; else pieces of this size (the last shorter)

@@ -94,6 +94,15 @@ class Runtime {
 /// would kill the rank, and Open MPI ends the whole job when a rank dies), and
 /// its result is dropped. Every member but the constructor and the
 /// destructor is thread-safe.
+///
+/// share() works as on a local pool, for any pool's handles: the value is
+/// serialized once on rank 0; its bytes go to a rank once (ahead of the first
+/// task there that carries the handle, in pieces when large), each rank
+/// decodes it at most once, and once the last handle and the last task
+/// carrying it are gone on rank 0, the ranks that have it drop it (a rank
+/// found dead gets nothing more). Like Ray's object store or Dask's scatter,
+/// it is a read-only broadcast. A SharedArray is local-only (ranks cannot map
+/// rank 0's memory): a task carrying one fails with SerializationError.
 class Pool : public TaskPool {
  public:
   /// Every rank but 0 is a worker. Never blocks. Throws ValueError if no

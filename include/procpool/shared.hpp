@@ -35,8 +35,10 @@ class TaskPool;
 ///
 /// Copies are cheap (a shared_ptr) and share the value; the memory is freed
 /// once the last handle in the parent and the last task carrying one are
-/// gone. Copying, destroying and get() are thread-safe. It works only with
-/// local pools for now: procpool::mpi::Pool::share() throws ValueError.
+/// gone. Copying, destroying and get() are thread-safe. On a
+/// procpool::mpi::Pool the value's bytes go once to each rank that runs a
+/// task carrying the handle (ahead of that task), are decoded there at most
+/// once, and are dropped there once the parent's last handle and task are gone.
 template <class T>
 class Shared {
  public:
@@ -62,10 +64,10 @@ class Shared {
 
   /// Writes the handle (an id), and attaches the value's memory to the task
   /// being encoded. Called by cereal. Throws SerializationError outside a
-  /// local Pool's task.
+  /// pool's task.
   template <class Archive>
   void save(Archive& archive) const {
-    detail::attach_shared_block(block_, "Shared");
+    detail::attach_shared_block(block_, detail::SharedBlock::Kind::value, "Shared");
     archive(block_ ? block_->id() : std::uint64_t{0});
   }
 

@@ -41,8 +41,10 @@ namespace procpool {
 /// shallow, as std::span's. Concurrent writes to the same element are the
 /// caller's to avoid. A handle may be used from several threads at once
 /// (copying and destroying handles is thread-safe, as with std::shared_ptr);
-/// the elements themselves are plain memory. It works only with local pools:
-/// in a procpool::mpi::Pool task it fails that task with SerializationError.
+/// the elements themselves are plain memory. It is local-only: the ranks of
+/// a procpool::mpi::Pool cannot map it (they may be on other hosts), so in
+/// such a task it fails that task with SerializationError; send a Shared<T>
+/// there, or the data itself.
 template <class T>
 class SharedArray {
   static_assert(std::is_trivially_copyable_v<T>,
@@ -104,10 +106,10 @@ class SharedArray {
 
   /// Writes the handle (an id, offset and count), and attaches the memory to
   /// the task being encoded. Called by cereal. Throws SerializationError
-  /// outside a local Pool's task.
+  /// outside a local Pool's task (in a procpool::mpi::Pool's task too).
   template <class Archive>
   void save(Archive& archive) const {
-    detail::attach_shared_block(block_, "SharedArray");
+    detail::attach_shared_block(block_, detail::SharedBlock::Kind::array, "SharedArray");
     archive(block_ ? block_->id() : std::uint64_t{0}, static_cast<std::uint64_t>(offset_),
             static_cast<std::uint64_t>(size_), static_cast<std::uint64_t>(sizeof(T)));
   }

@@ -138,11 +138,13 @@ class TaskPool {
   /// Serializes `value` once, into new unnamed shared memory, and returns a
   /// handle to it: a task argument that costs a fixed-size handle and gives
   /// the value back in the task (decoded at most once per worker). Any
-  /// local pool's tasks may use the handle, not only this pool's. Blocks
-  /// while it serializes. Throws ValueError after close() or terminate(), or
-  /// on a pool that cannot share data (procpool::mpi::Pool, for now); Error
-  /// if the memory cannot be created; what T's serialization throws.
-  /// Thread-safe.
+  /// pool's tasks may use the handle, not only this pool's. A local pool's
+  /// workers map the memory; a procpool::mpi::Pool sends the bytes once to
+  /// each rank, ahead of its first task there that carries the handle, and
+  /// has the ranks drop them once the last handle and task here are gone.
+  /// Blocks while it serializes (not while it is sent). Throws ValueError
+  /// after close() or terminate(); Error if the memory cannot be created;
+  /// what T's serialization throws. Thread-safe.
   template <class T>
   [[nodiscard]] Shared<T> share(const T& value) {
     static_assert(detail::Serializable<T> && std::is_default_constructible_v<T>,

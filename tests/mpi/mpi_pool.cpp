@@ -58,19 +58,7 @@ struct Scale {
   }
 };
 
-long sum_array(procpool::SharedArray<int> array) { return std::accumulate(array.begin(), array.end(), 0L); }
-
 }  // namespace
-
-// TODO: replace with the real tests when procpool::mpi::Pool supports shared data.
-TEST_CASE("mpi - shared data works only with local pools for now" * doctest::timeout(30)) {
-  procpool::mpi::Pool pool;
-  procpool::SharedArray<int> array(4);
-  CHECK_THROWS_WITH_AS(pool.apply(sum_array, array), doctest::Contains("SharedArray works only with local pools"),
-                       procpool::SerializationError);
-  CHECK_THROWS_WITH_AS((void)pool.share(1), doctest::Contains("works only with local pools"), procpool::ValueError);
-  CHECK(pool.apply(square, 3) == 9);
-}
 
 TEST_CASE("mpi - size is the number of ranks but rank 0" * doctest::timeout(30)) {
   procpool::mpi::Pool pool;

@@ -1,7 +1,8 @@
 // The memory behind Shared<T> and SharedArray<T>: one memfd, mapped once per
 // process, named on the wire by an id. A task that carries a handle is
-// encoded with the block attached, so the pool can send the memfd to the
-// worker ahead of the task and keep it alive until the task has finished.
+// encoded with the block attached, so the pool can send the memfd (or, to an
+// MPI rank, a value's bytes) to the worker ahead of the task and keep it
+// alive until the task has finished.
 #pragma once
 
 #include <atomic>
@@ -29,6 +30,10 @@ class SharedBlock {
   // A block another process sent: takes `fd`, checks that it holds `size`
   // bytes (and is sealed, for a value), and maps it. Throws SerializationError.
   static std::shared_ptr<SharedBlock> adopt(std::uint64_t id, Kind kind, int fd, std::size_t size);
+  // A copy of value block `id`, whose `size` bytes `fill` writes (an MPI rank
+  // receives them there); then mapped read-only. Throws what `fill` throws,
+  // Error or std::bad_alloc if the memory cannot be made.
+  static std::shared_ptr<SharedBlock> fill_value(std::uint64_t id, std::size_t size, FunctionRef<void(char*)> fill);
 
   SharedBlock(const SharedBlock&) = delete;
   SharedBlock& operator=(const SharedBlock&) = delete;
@@ -66,10 +71,11 @@ class SharedBlock {
 };
 
 // Called by a handle's save(): the task being encoded on this thread carries
-// `block` (sent ahead of it, kept alive until it has finished); a null block
-// is only checked. Throws SerializationError, naming `handle`, unless a local
-// Pool is encoding a task.
-void attach_shared_block(const std::shared_ptr<SharedBlock>& block, const char* handle);
+// `block`, of `kind` (sent ahead of it, kept alive until it has finished); a
+// null block is only checked. Throws SerializationError, naming `handle`,
+// unless a pool is encoding a task, or if it is an array and that pool's
+// workers cannot map it (procpool::mpi::Pool).
+void attach_shared_block(const std::shared_ptr<SharedBlock>& block, SharedBlock::Kind kind, const char* handle);
 
 // Called by a handle's load() in a worker: the block named `id`, received
 // from the parent. Throws SerializationError if this process has none.
