@@ -7,6 +7,8 @@
 #include <csignal>
 #include <procpool/procpool.hpp>
 #include <random>
+#include <stdexcept>
+#include <string>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -35,6 +37,23 @@ int finish_task(int id) {
   completions[id].fetch_add(1, std::memory_order_relaxed);
   progress->fetch_add(1, std::memory_order_relaxed);
   return id;
+}
+
+constexpr int large_task_count = 1000;
+constexpr std::size_t large_bytes = 300 << 10;  // past the rings: through the payload arenas
+
+std::vector<char> pattern_for(int id, std::size_t size) {
+  std::vector<char> bytes(size);
+  for (std::size_t i = 0; i < size; i += 64) bytes[i] = static_cast<char>(id * 31 + static_cast<int>(i / 64));
+  return bytes;
+}
+
+// A large argument that must arrive intact, and a large result.
+std::vector<char> large_task(const std::vector<char>& in, int id) {
+  if (in != pattern_for(id, in.size())) throw std::runtime_error("argument corrupted");
+  completions[id].fetch_add(1, std::memory_order_relaxed);
+  progress->fetch_add(1, std::memory_order_relaxed);
+  return pattern_for(id + 1, in.size());
 }
 
 }  // namespace
@@ -109,6 +128,77 @@ TEST_CASE("chaos - 100,000 tasks while workers are SIGKILLed every few milliseco
   CHECK(test_support::open_fd_count() == fds);
   CHECK(test_support::dev_shm() == shm);
   CHECK(test_support::children_of(::getpid()) == children);
+  ::munmap(shared, shared_size);
+}
+
+TEST_CASE("chaos - large payloads both ways while workers are SIGKILLed" * doctest::timeout(300)) {
+  void* shared = ::mmap(nullptr, shared_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(shared != MAP_FAILED);
+  completions = static_cast<std::atomic<std::uint32_t>*>(shared);
+  progress = reinterpret_cast<std::atomic<std::uint64_t>*>(static_cast<char*>(shared) + shared_size - 64);
+  const auto fds = test_support::open_fd_count();
+  const auto shm = test_support::dev_shm();
+  int values = 0;
+  int lost = 0;
+  int other = 0;
+  int kills = 0;
+  {
+    procpool::Pool pool(2);
+    std::atomic<bool> stop{false};
+    std::thread killer([&] {
+      std::mt19937 rng(777);
+      std::uint64_t seen = 0;
+      while (!stop.load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(3 + rng() % 5));
+        if (progress->load() == seen) continue;
+        seen = progress->load();
+        const auto pids = pool.worker_pids();
+        if (!pids.empty()) {
+          ::kill(pids[rng() % pids.size()], SIGKILL);
+          ++kills;
+        }
+      }
+    });
+    // Large and small tasks mixed, a window of them in flight.
+    std::vector<procpool::AsyncResult<std::vector<char>>> results;
+    std::vector<procpool::AsyncResult<int>> small;
+    for (int i = 0; i < large_task_count; ++i) {
+      results.push_back(pool.apply_async(large_task, pattern_for(i, large_bytes), i));
+      small.push_back(pool.apply_async(finish_task, large_task_count + i));
+    }
+    for (int i = 0; i < large_task_count; ++i) {
+      try {
+        const auto back = results[static_cast<std::size_t>(i)].get();
+        if (back == pattern_for(i + 1, large_bytes)) {
+          ++values;
+        } else {
+          ++other;
+        }
+      } catch (const procpool::WorkerLost&) {
+        ++lost;
+      } catch (...) {
+        ++other;
+      }
+      try {
+        small[static_cast<std::size_t>(i)].get();
+      } catch (const procpool::WorkerLost&) {
+      }
+    }
+    stop = true;
+    killer.join();
+    CHECK(pool.apply(large_task, pattern_for(0, large_bytes), 0) == pattern_for(1, large_bytes));  // still serving
+  }
+  MESSAGE("kills: " << kills << ", large values: " << values << ", lost: " << lost);
+  CHECK(kills > 5);
+  CHECK(other == 0);  // no corrupted argument or result, nothing but WorkerLost
+  CHECK(values + lost == large_task_count);
+  int twice = 0;
+  for (int i = 0; i < large_task_count; ++i) {
+    if (completions[i].load() > 1 + (i == 0 ? 1 : 0)) ++twice;
+  }
+  CHECK(twice == 0);
+  CHECK(test_support::open_fd_count() == fds);
+  CHECK(test_support::dev_shm() == shm);
   ::munmap(shared, shared_size);
 }
 

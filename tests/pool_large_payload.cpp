@@ -4,7 +4,13 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
 #include <procpool/procpool.hpp>
+#include <csignal>
+
+#include "support.hpp"
 
 namespace {
 
@@ -35,6 +41,13 @@ std::vector<char> make_bytes(std::size_t size, int seed) {
   return bytes;
 }
 
+std::size_t map_count() {
+  std::ifstream maps("/proc/self/maps");
+  std::size_t lines = 0;
+  for (std::string line; std::getline(maps, line);) ++lines;
+  return lines;
+}
+
 }  // namespace
 
 TEST_CASE("large payload - 256 MiB goes to a worker and back intact" * doctest::timeout(280)) {
@@ -58,4 +71,39 @@ TEST_CASE("large payload - many medium payloads in flight at once" * doctest::ti
   for (int i = 0; i < 40; ++i) {
     CHECK(checksum(results[static_cast<std::size_t>(i)].get()) == checksum(make_bytes(std::size_t{1} << 20, i)));
   }
+}
+
+TEST_CASE("large payload - the payload arenas are reused, and gone with the pool" * doctest::timeout(120)) {
+  {
+    // glibc keeps ended threads' stacks for new ones: let a pool's be there before counting.
+    procpool::Pool warm(2);
+    (void)warm.apply(echo, std::vector<char>(10));
+  }
+  const auto maps = map_count();
+  const auto fds = test_support::open_fd_count();
+  {
+    procpool::Pool pool(2);
+    const std::vector<char> bytes = make_bytes(std::size_t{3} << 20, 7);
+    for (int i = 0; i < 50; ++i) CHECK(pool.apply(echo, bytes) == bytes);
+    // Reused blocks: no mapping per payload.
+    CHECK(map_count() <= maps + 8);
+  }
+  CHECK(map_count() == maps);
+  CHECK(test_support::open_fd_count() == fds);
+}
+
+TEST_CASE("large payload - a worker killed while it holds a large payload loses only its task" *
+          doctest::timeout(120)) {
+  procpool::Pool pool(1);
+  const std::vector<char> bytes = make_bytes(std::size_t{2} << 20, 3);
+  auto doomed = pool.apply_async(
+      [](const std::vector<char>& b) {
+        ::raise(SIGKILL);
+        return b.size();
+      },
+      bytes);
+  auto after = pool.apply_async(echo, bytes);
+  CHECK_THROWS_AS(doomed.get(), procpool::WorkerLost);
+  CHECK(after.get() == bytes);
+  for (int i = 0; i < 20; ++i) CHECK(pool.apply(checksum_in_worker, bytes) == checksum(bytes));
 }

@@ -6,7 +6,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include <procpool/procpool.hpp>
+#include <optional>
 #include <random>
+#include <span>
 #include <vector>
 #include <stdexcept>
 
@@ -242,4 +244,31 @@ TEST_CASE("wire - a large payload's memfd must be sealed against change before i
   REQUIRE(::ftruncate(unsealed.get(), 4096) == 0);
   CHECK_THROWS_WITH_AS(procpool::detail::SideChannelPayload(std::move(unsealed), 100), doctest::Contains("not sealed"),
                        procpool::SerializationError);
+}
+
+TEST_CASE("wire - an arena frame is read inside its arena or not at all") {
+  std::vector<char> arena(4096, 'a');
+  const std::span<const char> view(arena.data(), arena.size());
+  const auto open = [&](std::uint64_t offset, std::uint64_t size) {
+    const procpool::detail::ArenaRef ref{offset, size};
+    FrameView frame{};
+    frame.header = {sizeof ref, FrameKind::result, procpool::detail::frame_arena, 1};
+    frame.payload = reinterpret_cast<const char*>(&ref);
+    std::optional<procpool::detail::SideChannelPayload> side;
+    return procpool::detail::open_payload(frame, -1, side, view).remaining();
+  };
+  CHECK(open(0, 4096) == 4096);
+  CHECK(open(4000, 96) == 96);
+  CHECK(open(4096, 0) == 0);
+  for (const auto& [offset, size] : std::vector<std::pair<std::uint64_t, std::uint64_t>>{
+           {4000, 97}, {4097, 0}, {0, 4097}, {1, UINT64_MAX}, {UINT64_MAX, 2}, {UINT64_MAX, UINT64_MAX}}) {
+    CHECK_THROWS_WITH_AS(open(offset, size), doctest::Contains("outside"), procpool::SerializationError);
+  }
+  // A frame too short to hold its reference.
+  FrameView shorter{};
+  const char byte = 0;
+  shorter.header = {1, FrameKind::result, procpool::detail::frame_arena, 1};
+  shorter.payload = &byte;
+  std::optional<procpool::detail::SideChannelPayload> side;
+  CHECK_THROWS_AS(procpool::detail::open_payload(shorter, -1, side, view), procpool::SerializationError);
 }

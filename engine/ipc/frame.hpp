@@ -23,7 +23,16 @@ enum FrameFlags : std::uint16_t {
   // (to hand it to an idle worker). Whoever sets its bit first owns the task.
   frame_claimed = 2,
   frame_stolen = 4,
+  // The payload is in the sender's payload arena: the frame holds an ArenaRef.
+  frame_arena = 8,
 };
+
+// Where an arena payload is: checked against the arena's size before use.
+struct ArenaRef {
+  std::uint64_t offset;
+  std::uint64_t size;
+};
+static_assert(sizeof(ArenaRef) == 16);
 
 struct FrameHeader {
   std::uint32_t size;  // payload bytes that follow the header in the ring

@@ -23,6 +23,8 @@ class MemfdStore final : public SpillStore {
   // if it cannot grow.
   Region grow(std::size_t used, std::size_t needed) override;
   void discard() noexcept override;
+  // Whether a memfd holds spilled bytes now.
+  bool holds() const noexcept { return static_cast<bool>(fd_); }
 
   // The memfd holding `out`'s spilled bytes (read out.size() first), unmapped
   // and sealed against any change; `out` is left empty. An empty fd if `out`

@@ -19,6 +19,9 @@ struct SlotControl {
   // with this set lost exactly that task.
   alignas(cache_line) std::atomic<std::uint64_t> running_task{0};
   std::atomic<std::int64_t> started_ns{0};  // CLOCK_MONOTONIC when running_task was set
+  // Arena results the parent has read (written by the parent only): the
+  // worker reuses their blocks (ResultBlocks). Reset with the slot's worker.
+  std::atomic<std::uint64_t> arena_results_taken{0};
   Doorbell tasks_bell;                      // the worker sleeps here for tasks
   Doorbell results_space_bell;              // the worker sleeps here for room in its result ring
   RingControl tasks;

@@ -34,8 +34,20 @@ UniqueFd receive_fd(int socket, std::uint64_t task_id) {
   return fd;
 }
 
-InputBuffer open_payload(const FrameView& frame, int socket, std::optional<SideChannelPayload>& keep) {
+InputBuffer open_payload(const FrameView& frame, int socket, std::optional<SideChannelPayload>& keep,
+                         std::span<const char> arena) {
   InputBuffer in(frame.payload, frame.header.size);
+  if ((frame.header.flags & frame_arena) != 0) {
+    // Read once, then checked against the arena, whose size this process set.
+    ArenaRef ref{};
+    in.read(&ref, sizeof ref);
+    if (ref.offset > arena.size() || ref.size > arena.size() - ref.offset) {
+      throw SerializationError("procpool: an arena payload of " + std::to_string(ref.size) + " bytes at offset " +
+                               std::to_string(ref.offset) + " lies outside its " + std::to_string(arena.size()) +
+                               "-byte arena");
+    }
+    return InputBuffer(arena.data() + ref.offset, static_cast<std::size_t>(ref.size));
+  }
   if ((frame.header.flags & frame_side_channel) == 0) return in;
   std::uint64_t size = 0;
   in.read(&size, sizeof size);

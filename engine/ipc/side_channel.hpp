@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 
 #include "engine/ipc/ring.hpp"
 #include "engine/sys/unique_fd.hpp"
@@ -21,10 +22,13 @@ UniqueFd receive_fd(int socket, std::uint64_t task_id);
 
 class SideChannelPayload;
 
-// The payload of a frame: in the ring, or, for a side-channel frame, in the
-// memfd that came ahead of it on `socket`, mapped into `keep`. Throws
-// SerializationError if the frame and the memfd disagree.
-InputBuffer open_payload(const FrameView& frame, int socket, std::optional<SideChannelPayload>& keep);
+// The payload of a frame: in the ring; for an arena frame, in `arena` (the
+// sender's payload arena, as this process maps it); for a side-channel frame,
+// in the memfd that came ahead of it on `socket`, mapped into `keep`. Throws
+// SerializationError if the frame points outside the arena or the frame and
+// the memfd disagree.
+InputBuffer open_payload(const FrameView& frame, int socket, std::optional<SideChannelPayload>& keep,
+                         std::span<const char> arena);
 
 // A received side-channel payload, mapped read-only for as long as this lives.
 class SideChannelPayload {

@@ -8,7 +8,7 @@
 #include "engine/executor/result_source.hpp"
 #include "engine/process/current_process.hpp"
 #include "engine/pool/worker.hpp"
-#include "engine/ipc/memfd_store.hpp"
+#include "engine/ipc/arena_store.hpp"
 #include "engine/sys/constants.hpp"
 #include "procpool/errors.hpp"
 
@@ -30,15 +30,17 @@ PoolCore::PoolCore(PoolOptions options)
     : options_(std::move(options)),
       processes_(checked_processes(options_)),
       region_(processes_, ring_capacity),
+      arenas_(processes_, task_arena_bytes, result_arena_bytes),
+      task_arena_(std::make_shared<ArenaAllocator>(arenas_.tasks(), payload_warm_bytes)),
       watch_(options_, region_, processes_),
       table_(region_, options_, watch_, processes_),
-      drainer_(region_, table_, watch_, lifecycle_) {
+      drainer_(region_, arenas_, table_, watch_, lifecycle_) {
   // Everything the workers need is in this object, which the zygote inherits
   // as it is now (options_ included) and keeps unchanged.
   zygote_ = std::make_unique<Zygote>([this, creator = current_process()](int slot, UniqueFd socket, int number) {
     // Named as Python names them; daemonic, like Python's pool workers.
     become_child({"PoolWorker-" + std::to_string(number), 0, true}, creator);
-    const WorkerConfig config{&region_, slot, &options_.initializer, options_.maxtasksperchild};
+    const WorkerConfig config{&region_, &arenas_, slot, &options_.initializer, options_.maxtasksperchild};
     run_worker(config, std::move(socket));
   });
   for (int i = 0; i < processes_; ++i) zygote_->request({ZygoteRequest::Op::spawn, i, 0, 0});
@@ -78,19 +80,25 @@ void PoolCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
   // task; the check that counts is the one under the lock below.
   if (!lifecycle_.accepting()) check_running(call);
   // Serialize outside the lock, into a per-thread buffer that is reused.
-  thread_local MemfdStore spill;
+  // A large payload is written straight into this pool's task arena.
+  thread_local ArenaStore spill;
   thread_local OutputBuffer out(&spill);
   out.reset(nullptr, 0, ring_capacity / 4);
+  spill.use(task_arena_);
   AttachmentScope blocks;  // collects the shared blocks the task's handles name
-  if (!serialize_or_fail(call, *state, encode, out)) return;
-  state->set_source(result_source());
+  const bool encoded = serialize_or_fail(call, *state, encode, out);
   PoolTask task;
+  if (encoded && out.storage() == OutputBuffer::Storage::spilled) {
+    task.large_size = out.size();
+    ArenaStore::Taken taken = spill.take(out);
+    task.block = std::move(taken.block);
+    task.memfd = std::move(taken.memfd);
+  }
+  spill.use(nullptr);  // the thread's store must not keep this pool's arena alive
+  if (!encoded) return;
+  state->set_source(result_source());
   task.state = std::move(state);
   task.blocks = blocks.take();
-  if (out.storage() == OutputBuffer::Storage::spilled) {
-    task.memfd_size = out.size();
-    task.memfd = spill.release(out);
-  }
   std::lock_guard lock(lifecycle_.mutex());
   lifecycle_.check_running_locked(call);
   table_.queue_locked(std::move(task), out.data(), out.size());

@@ -20,6 +20,8 @@
 #include <vector>
 
 #include "engine/executor/lifecycle.hpp"
+#include "engine/ipc/arena_allocator.hpp"
+#include "engine/ipc/payload_arenas.hpp"
 #include "engine/ipc/shared_region.hpp"
 #include "engine/pool/pool_watch.hpp"
 #include "engine/pool/result_drainer.hpp"
@@ -74,6 +76,8 @@ class PoolCore final : public Executor, private LifecycleSteps {
   PoolOptions options_;
   int processes_;
   SharedRegion region_;
+  PayloadArenas arenas_;
+  std::shared_ptr<ArenaAllocator> task_arena_;  // the parent's blocks in arenas_.tasks()
   Lifecycle lifecycle_{"procpool::Pool", *this};
   PoolWatch watch_;
   SlotTable table_;  // under lifecycle_.mutex(), but for inflight's pop side

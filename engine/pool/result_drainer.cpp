@@ -167,7 +167,12 @@ bool ResultDrainer::drain_results(int index) {
     slot.inflight.pop_front();
     watch_.task_count_changed(-1);
     std::optional<SideChannelPayload> side;
-    complete_from_result(*task.state, [&] { return open_payload(frame, slot.socket.get(), side); }, slot.pid);
+    complete_from_result(
+        *task.state, [&] { return open_payload(frame, slot.socket.get(), side, arenas_.results(index)); }, slot.pid);
+    // Read: the worker may reuse the block (only arena results are counted).
+    if ((frame.header.flags & frame_arena) != 0) {
+      region_.slot(index).arena_results_taken.fetch_add(1, std::memory_order_release);
+    }
   }
   if (!trusted) {
     // The ring cannot be trusted past a bad frame: replace the worker; its

@@ -13,6 +13,7 @@
 
 #include "engine/executor/lifecycle.hpp"
 #include "engine/executor/result_source.hpp"
+#include "engine/ipc/payload_arenas.hpp"
 #include "engine/ipc/shared_region.hpp"
 #include "engine/pool/slot_table.hpp"
 #include "engine/process/zygote.hpp"
@@ -23,8 +24,9 @@ class PoolWatch;
 
 class ResultDrainer final : public ResultSource {
  public:
-  ResultDrainer(SharedRegion& region, SlotTable& table, PoolWatch& watch, Lifecycle& lifecycle) noexcept
-      : region_(region), table_(table), watch_(watch), lifecycle_(lifecycle) {}
+  ResultDrainer(SharedRegion& region, const PayloadArenas& arenas, SlotTable& table, PoolWatch& watch,
+                Lifecycle& lifecycle) noexcept
+      : region_(region), arenas_(arenas), table_(table), watch_(watch), lifecycle_(lifecycle) {}
   ResultDrainer(const ResultDrainer&) = delete;
   ResultDrainer& operator=(const ResultDrainer&) = delete;
 
@@ -54,6 +56,7 @@ class ResultDrainer final : public ResultSource {
   bool any_results() const noexcept;
 
   SharedRegion& region_;
+  const PayloadArenas& arenas_;  // where arena results are
   SlotTable& table_;
   PoolWatch& watch_;
   Lifecycle& lifecycle_;

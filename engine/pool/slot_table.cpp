@@ -47,7 +47,7 @@ SlotTable::SlotTable(SharedRegion& region, const PoolOptions& options, PoolWatch
 void SlotTable::queue_locked(PoolTask task, const char* bytes, std::size_t size) {
   task.id = next_id_++;
   if (backlog_.empty() && dispatch_locked(task, bytes, size)) return;
-  if (!task.memfd) task.bytes.assign(bytes, bytes + size);
+  if (!task.large()) task.bytes.assign(bytes, bytes + size);
   backlog_.push_back(std::move(task));
 }
 
@@ -67,12 +67,15 @@ bool SlotTable::dispatch_locked(PoolTask& task, const char* bytes, std::size_t s
   }
   if (best == nullptr) return false;
   Ring& ring = best->tasks;
-  const std::uint64_t length = task.memfd_size;
-  const bool large = static_cast<bool>(task.memfd);
-  if (large ? !ring.has_room_for(sizeof length) : size > ring.max_payload() || !ring.has_room_for(size)) return false;
+  const std::uint64_t length = task.large_size;
+  const ArenaRef ref{task.block ? task.block.block().offset : 0, length};
+  const bool in_arena = static_cast<bool>(task.block);
+  const bool in_memfd = static_cast<bool>(task.memfd);
+  const std::size_t frame_bytes = in_arena ? sizeof ref : in_memfd ? sizeof length : size;
+  if ((!task.large() && size > ring.max_payload()) || !ring.has_room_for(frame_bytes)) return false;
   // Block memfds go first: the worker takes them before the payload's.
   if (!task.blocks.empty() && !send_blocks_locked(best_index, task)) return false;
-  if (large) {
+  if (in_memfd) {
     try {
       send_fd(best->socket.get(), task.memfd.get(), task.id);
     } catch (const SerializationError&) {
@@ -85,7 +88,9 @@ bool SlotTable::dispatch_locked(PoolTask& task, const char* bytes, std::size_t s
   const std::vector<char> keep = std::move(task.bytes);
   const std::uint64_t id = task.id;
   best->inflight.push_back(std::move(task));
-  if (large) {
+  if (in_arena) {
+    ring.push(FrameKind::task, frame_arena, id, &ref, sizeof ref);
+  } else if (in_memfd) {
     ring.push(FrameKind::task, frame_side_channel, id, &length, sizeof length);
   } else {
     ring.push(FrameKind::task, 0, id, bytes, size);
@@ -172,6 +177,7 @@ std::vector<std::pair<PoolTask, std::exception_ptr>> SlotTable::exited_locked(in
   slot.tasks.reset();
   slot.results.reset();
   region_.slot(index).running_task.store(0, std::memory_order_relaxed);
+  region_.slot(index).arena_results_taken.store(0, std::memory_order_relaxed);  // the next worker starts afresh
   slot.pid = 0;
   slot.socket.reset();
   slot.stop_sent = false;
@@ -231,8 +237,8 @@ std::vector<FrameView> SlotTable::unconsumed_frames(const Ring& ring) {
 }
 
 void SlotTable::take_payload(PoolTask& task, const FrameView& frame) {
-  // A large payload's memfd is still held by the task; a small one is copied out of the ring.
-  if ((frame.header.flags & frame_side_channel) == 0) task.bytes.assign(frame.payload, frame.payload + frame.header.size);
+  // A large payload's block or memfd is still held by the task; a small one is copied out of the ring.
+  if (!task.large()) task.bytes.assign(frame.payload, frame.payload + frame.header.size);
 }
 
 void SlotTable::steal_for_idle_workers_locked() {

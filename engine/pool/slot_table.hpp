@@ -18,6 +18,7 @@
 
 #include "engine/executor/attachments.hpp"
 #include "engine/executor/lifecycle.hpp"
+#include "engine/ipc/arena_block.hpp"
 #include "engine/ipc/shared_region.hpp"
 #include "engine/pool/spsc_queue.hpp"
 #include "engine/sys/unique_fd.hpp"
@@ -34,9 +35,12 @@ struct PoolTask {
   std::uint64_t id = 0;
   std::shared_ptr<ResultStateBase> state;
   std::vector<char> bytes;  // the payload, while it waits in the backlog
-  UniqueFd memfd;           // a large payload, kept until its result is in
-  std::uint64_t memfd_size = 0;
+  ArenaBlock block;             // a large payload in the task arena, kept until its result is in
+  UniqueFd memfd;               // or one too large for the arena, in a memfd of its own
+  std::uint64_t large_size = 0;  // the bytes of either
   SharedBlocks blocks;      // shared data its handles name, kept until its result is in
+
+  bool large() const noexcept { return block || memfd; }
 };
 
 // Tasks queued in one worker's ring at most; more wait in the parent's

@@ -11,7 +11,9 @@
 
 #include "engine/executor/attachments.hpp"
 #include "engine/executor/payload.hpp"
-#include "engine/ipc/memfd_store.hpp"
+#include "engine/ipc/arena_store.hpp"
+#include "engine/ipc/payload_arenas.hpp"
+#include "engine/ipc/result_blocks.hpp"
 #include "engine/ipc/side_channel.hpp"
 #include "engine/pool/block_channel.hpp"
 #include "procpool/errors.hpp"
@@ -46,9 +48,12 @@ class Worker {
         tasks_(config.region->task_ring(config.slot)),
         results_(config.region->result_ring(config.slot)),
         socket_(std::move(socket)),
-        blocks_(socket_.get()) {
+        blocks_(socket_.get()),
+        task_arena_(config.arenas->tasks()),
+        result_blocks_(slot_.arena_results_taken) {
     worker_blocks = &blocks_;
     set_shared_block_lookup(&find_worker_block);
+    spill_.use(std::make_shared<ArenaAllocator>(config.arenas->results(config.slot), payload_warm_bytes));
   }
 
   // Returns false on a stop frame; exits on a corrupt ring.
@@ -94,12 +99,13 @@ class Worker {
   void run_task(const FrameView& frame) {
     std::size_t room = 0;
     char* window = results_.window(room);
+    result_blocks_.reclaim();
     out_.reset(window, room, results_.max_payload());
     std::optional<SideChannelPayload> side;
     // Shared blocks sent ahead of a large payload come before its memfd; with
     // a small one they are taken when a handle names them (WorkerBlocks::find).
     if ((frame.header.flags & frame_side_channel) != 0) blocks_.receive_pending();
-    run_payload([&] { return open_payload(frame, socket_.get(), side); }, out_);
+    run_payload([&] { return open_payload(frame, socket_.get(), side, task_arena_); }, out_);
     publish(frame.header.task_id);
   }
 
@@ -113,9 +119,16 @@ class Worker {
         break;
       case OutputBuffer::Storage::spilled: {
         const std::uint64_t size = out_.size();
-        UniqueFd memfd = spill_.release(out_);
-        send_fd(socket_.get(), memfd.get(), task_id);
-        push(frame_side_channel, task_id, &size, sizeof size);
+        ArenaStore::Taken taken = spill_.take(out_);
+        if (taken.block) {
+          const ArenaRef ref{taken.block.block().offset, size};
+          push(frame_arena, task_id, &ref, sizeof ref);
+          result_blocks_.published(std::move(taken.block));
+        } else {
+          // The arena had no room: a memfd of its own, over the socket.
+          send_fd(socket_.get(), taken.memfd.get(), task_id);
+          push(frame_side_channel, task_id, &size, sizeof size);
+        }
         break;
       }
     }
@@ -138,7 +151,9 @@ class Worker {
   Ring results_;
   UniqueFd socket_;
   WorkerBlocks blocks_;
-  MemfdStore spill_;  // declared before out_, whose destructor discards through it
+  std::span<const char> task_arena_;
+  ResultBlocks result_blocks_;  // results in the arena that the parent may still read
+  ArenaStore spill_;            // declared before out_, whose destructor discards through it
   OutputBuffer out_{&spill_};
 };
 
@@ -151,6 +166,8 @@ void run_worker(const WorkerConfig& config, UniqueFd socket) {
   // top of heap over 32 MiB). Up to 32 MiB blocks come from the heap.
   ::mallopt(M_MMAP_THRESHOLD, 32 << 20);
   ::mallopt(M_TRIM_THRESHOLD, 128 << 20);
+  // Its own view of the arenas: read the tasks', write only its own results.
+  config.arenas->restrict_to(config.slot);
   if (config.initializer != nullptr && *config.initializer) {
     try {
       (*config.initializer)();

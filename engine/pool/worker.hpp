@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <functional>
 
+#include "engine/ipc/payload_arenas.hpp"
 #include "engine/ipc/shared_region.hpp"
 #include "engine/sys/unique_fd.hpp"
 
@@ -16,6 +17,7 @@ constexpr int worker_exit_initializer_failed = 71;
 
 struct WorkerConfig {
   const SharedRegion* region;
+  const PayloadArenas* arenas;
   int slot;
   const std::function<void()>* initializer;
   std::size_t maxtasksperchild;  // 0: unlimited

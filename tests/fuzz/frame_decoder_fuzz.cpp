@@ -10,6 +10,9 @@
 //             side-channel frame: 0 a sealed memfd, 1 an unsealed one, 2 nothing, 3 a pipe
 //   [17, ...) the ring's data bytes, from offset 0
 //
+// The ring's data bytes are also the payload arena that arena frames point
+// into (their ArenaRef's offset and size are whatever the bytes say).
+//
 // The ring is walked as PoolCore::drain_results walks a result ring
 // (peek_from, then pop_to), and again with peek_at (the recovery walk). Each
 // frame the ring reports valid is checked to lie inside the ring, then:
@@ -43,6 +46,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <sys/mman.h>
@@ -265,12 +269,15 @@ std::vector<char> after_length(const FrameView& frame) {
   return std::vector<char>(frame.payload + skip, frame.payload + frame.header.size);
 }
 
+// The payload arena of this input (its ring's bytes), as open_payload sees it.
+std::span<const char> arena;
+
 // The parent's end, as PoolCore::complete runs it.
 void complete_as_parent(ResultStateBase& state, const FrameView& frame, int receiver, int fd) {
   if (fd >= 0) send_fd(channel().worker, fd, frame.header.task_id);
   std::optional<SideChannelPayload> side;
   complete_from_result(state, [&] {
-    InputBuffer in = open_payload(frame, receiver, side);
+    InputBuffer in = open_payload(frame, receiver, side, arena);
     if (side && side->size() > frame.header.size - sizeof(std::uint64_t)) {
       fail("a side-channel payload larger than its memfd was accepted");
     }
@@ -324,7 +331,13 @@ void decode_result(const FrameView& frame, unsigned side_mode) {
 void run_task(FrameView frame, char* payload_in_ring, unsigned side_mode) {
   const Invoker* invoker = nullptr;
   std::vector<char> rest;
-  if ((frame.header.flags & frame_side_channel) != 0) {
+  if ((frame.header.flags & frame_arena) != 0) {
+    ArenaRef ref{};
+    if (frame.header.size >= sizeof ref) std::memcpy(&ref, payload_in_ring, sizeof ref);
+    if (ref.offset <= arena.size() && ref.size <= arena.size() - ref.offset) {
+      invoker = patch_task(const_cast<char*>(arena.data()) + ref.offset, static_cast<std::size_t>(ref.size));
+    }
+  } else if ((frame.header.flags & frame_side_channel) != 0) {
     rest = after_length(frame);
     invoker = patch_task(rest.data(), rest.size());
   } else {
@@ -338,7 +351,7 @@ void run_task(FrameView frame, char* payload_in_ring, unsigned side_mode) {
   OutputBuffer out(&spill);
   out.reset(window, sizeof window, result_spill_limit);
   std::optional<SideChannelPayload> side;
-  run_payload([&] { return open_payload(frame, channel().worker, side); }, out);
+  run_payload([&] { return open_payload(frame, channel().worker, side, arena); }, out);
   drain_socket(channel().worker);
   if (out.size() == 0) fail("run_payload wrote no result");
 
@@ -398,6 +411,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
     std::memcpy(data.get(), bytes + header_bytes, n);
   }
 
+  arena = std::span<const char>(data.get(), capacity);
   RingControl control;
   control.head.store(head);
   control.tail.store(tail);
