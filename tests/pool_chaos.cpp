@@ -6,6 +6,7 @@
 #include <chrono>
 #include <csignal>
 #include <procpool/procpool.hpp>
+#include <memory>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -56,13 +57,53 @@ std::vector<char> large_task(const std::vector<char>& in, int id) {
   return pattern_for(id + 1, in.size());
 }
 
+// Maps the counters the workers bump (before the pool forks them).
+void* map_counters() {
+  void* shared = ::mmap(nullptr, shared_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (shared == MAP_FAILED) return nullptr;
+  completions = static_cast<std::atomic<std::uint32_t>*>(shared);
+  progress = reinterpret_cast<std::atomic<std::uint64_t>*>(static_cast<char*>(shared) + shared_size - 64);
+  return shared;
+}
+
+// SIGKILLs a random worker of `pool` every 2 + (0..3) ms (`seed`), from a thread of its own, until destroyed.
+class WorkerKiller {
+ public:
+  WorkerKiller(procpool::Pool& pool, unsigned seed) : thread_([this, &pool, seed] { run(pool, seed); }) {}
+  ~WorkerKiller() {
+    stop_ = true;
+    thread_.join();
+  }
+  int kills() const { return kills_.load(); }
+
+ private:
+  void run(procpool::Pool& pool, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::uint64_t seen = 0;
+    while (!stop_.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2 + rng() % 4));
+      // Never two kills without a task ending in between: a replacement that
+      // starts slower than the kill rate (as under TSan) must not starve the test.
+      if (progress->load() == seen) continue;
+      seen = progress->load();
+      const auto pids = pool.worker_pids();
+      if (!pids.empty()) {
+        ::kill(pids[rng() % pids.size()], SIGKILL);
+        ++kills_;
+      }
+    }
+  }
+
+  std::atomic<bool> stop_{false};
+  std::atomic<int> kills_{0};
+  std::thread thread_;
+};
+
 }  // namespace
 
 TEST_CASE("chaos - 100,000 tasks while workers are SIGKILLed every few milliseconds" * doctest::timeout(300)) {
-  void* shared = ::mmap(nullptr, shared_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  REQUIRE(shared != MAP_FAILED);
-  completions = static_cast<std::atomic<std::uint32_t>*>(shared);
-  progress = reinterpret_cast<std::atomic<std::uint64_t>*>(static_cast<char*>(shared) + shared_size - 64);
+  void* shared = map_counters();
+  REQUIRE(shared != nullptr);
 
   const auto fds = test_support::open_fd_count();
   const auto shm = test_support::dev_shm();
@@ -74,23 +115,7 @@ TEST_CASE("chaos - 100,000 tasks while workers are SIGKILLed every few milliseco
   int kills = 0;
   {
     procpool::Pool pool(2);
-    std::atomic<bool> stop{false};
-    std::thread killer([&] {
-      std::mt19937 rng(12345);
-      std::uint64_t seen = 0;
-      while (!stop.load()) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(2 + rng() % 4));
-        // Never two kills without a task ending in between: a replacement that
-        // starts slower than the kill rate (as under TSan) must not starve the test.
-        if (progress->load() == seen) continue;
-        seen = progress->load();
-        const auto pids = pool.worker_pids();
-        if (!pids.empty()) {
-          ::kill(pids[rng() % pids.size()], SIGKILL);
-          ++kills;
-        }
-      }
-    });
+    auto killer = std::make_unique<WorkerKiller>(pool, 12345);
     std::vector<procpool::AsyncResult<int>> results;
     results.reserve(task_count);
     for (int i = 0; i < task_count; ++i) results.push_back(pool.apply_async(finish_task, i));
@@ -106,8 +131,8 @@ TEST_CASE("chaos - 100,000 tasks while workers are SIGKILLed every few milliseco
         ++other;
       }
     }
-    stop = true;
-    killer.join();
+    kills = killer->kills();
+    killer.reset();
     CHECK(pool.size() == 2);
     CHECK(test_support::eventually([&] { return pool.worker_pids().size() == 2; }));
     CHECK(pool.apply(finish_task, 0) == 0);  // still serving
@@ -132,10 +157,8 @@ TEST_CASE("chaos - 100,000 tasks while workers are SIGKILLed every few milliseco
 }
 
 TEST_CASE("chaos - large payloads both ways while workers are SIGKILLed" * doctest::timeout(300)) {
-  void* shared = ::mmap(nullptr, shared_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  REQUIRE(shared != MAP_FAILED);
-  completions = static_cast<std::atomic<std::uint32_t>*>(shared);
-  progress = reinterpret_cast<std::atomic<std::uint64_t>*>(static_cast<char*>(shared) + shared_size - 64);
+  void* shared = map_counters();
+  REQUIRE(shared != nullptr);
   const auto fds = test_support::open_fd_count();
   const auto shm = test_support::dev_shm();
   int values = 0;
@@ -144,21 +167,7 @@ TEST_CASE("chaos - large payloads both ways while workers are SIGKILLed" * docte
   int kills = 0;
   {
     procpool::Pool pool(2);
-    std::atomic<bool> stop{false};
-    std::thread killer([&] {
-      std::mt19937 rng(777);
-      std::uint64_t seen = 0;
-      while (!stop.load()) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(3 + rng() % 5));
-        if (progress->load() == seen) continue;
-        seen = progress->load();
-        const auto pids = pool.worker_pids();
-        if (!pids.empty()) {
-          ::kill(pids[rng() % pids.size()], SIGKILL);
-          ++kills;
-        }
-      }
-    });
+    auto killer = std::make_unique<WorkerKiller>(pool, 777);
     // Large and small tasks mixed, a window of them in flight.
     std::vector<procpool::AsyncResult<std::vector<char>>> results;
     std::vector<procpool::AsyncResult<int>> small;
@@ -184,8 +193,8 @@ TEST_CASE("chaos - large payloads both ways while workers are SIGKILLed" * docte
       } catch (const procpool::WorkerLost&) {
       }
     }
-    stop = true;
-    killer.join();
+    kills = killer->kills();
+    killer.reset();
     CHECK(pool.apply(large_task, pattern_for(0, large_bytes), 0) == pattern_for(1, large_bytes));  // still serving
   }
   MESSAGE("kills: " << kills << ", large values: " << values << ", lost: " << lost);

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 #include <procpool/procpool.hpp>
@@ -106,4 +107,32 @@ TEST_CASE("large payload - a worker killed while it holds a large payload loses 
   CHECK_THROWS_AS(doomed.get(), procpool::WorkerLost);
   CHECK(after.get() == bytes);
   for (int i = 0; i < 20; ++i) CHECK(pool.apply(checksum_in_worker, bytes) == checksum(bytes));
+}
+
+namespace {
+
+// Writes 2 MiB (into the arena), then fails: the half-written payload must be given back.
+struct FailsHalfway {
+  template <class Archive>
+  void save(Archive& archive) const {
+    archive(std::vector<char>(std::size_t{2} << 20, 'h'));
+    throw std::runtime_error("cannot finish");
+  }
+  template <class Archive>
+  void load(Archive&) {}
+};
+
+std::size_t take(const FailsHalfway&) { return 0; }
+
+}  // namespace
+
+TEST_CASE("large payload - an argument that fails halfway through a large payload fails only its task" *
+          doctest::timeout(120)) {
+  procpool::Pool pool(1);
+  const std::vector<char> bytes = make_bytes(std::size_t{3} << 20, 5);
+  for (int i = 0; i < 50; ++i) {
+    auto failed = pool.apply_async(take, FailsHalfway{});
+    CHECK_THROWS_WITH_AS(failed.get(), doctest::Contains("cannot finish"), procpool::SerializationError);
+  }
+  CHECK(pool.apply(echo, bytes) == bytes);
 }

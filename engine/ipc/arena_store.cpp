@@ -3,20 +3,16 @@
 #include <algorithm>
 #include <cstring>
 
+#include "engine/sys/constants.hpp"
+
 namespace procpool::detail {
-
-namespace {
-
-constexpr std::size_t smallest_block = std::size_t{1} << 20;
-
-}  // namespace
 
 SpillStore::Region ArenaStore::grow(std::size_t used, std::size_t needed) {
   if (!memfd_.holds() && arena_) {
     const std::size_t current = block_ ? block_.block().size : 0;
     // What is needed, or double: a payload written in many small pieces then
     // grows a logarithmic number of times; one written in one piece fits exactly.
-    const std::size_t size = std::max({needed, 2 * current, smallest_block});
+    const std::size_t size = std::max({needed, 2 * current, smallest_spill});
     if (block_ && block_.extend(size)) return {block_.data(), block_.block().size};
     if (const auto fresh = arena_->allocate(size)) {
       ArenaBlock next(arena_, *fresh);

@@ -8,19 +8,18 @@
 #include <string>
 #include <sys/mman.h>
 
+#include "engine/sys/constants.hpp"
 #include "procpool/errors.hpp"
 
 namespace procpool::detail {
 
 namespace {
 
-constexpr std::size_t initial_capacity = std::size_t{1} << 20;
-constexpr std::size_t page_size = 4096;
 
 // What is needed, or double, whichever is more: one large write (a big
 // vector) then fills it exactly instead of leaving half of it allocated.
 std::size_t grown(std::size_t current, std::size_t needed) {
-  const std::size_t capacity = std::max({needed, 2 * current, initial_capacity});
+  const std::size_t capacity = std::max({needed, 2 * current, smallest_spill});
   return (capacity + page_size - 1) / page_size * page_size;
 }
 

@@ -3,19 +3,20 @@
 #include <sys/mman.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <string>
 
+#include "engine/sys/constants.hpp"
 #include "procpool/errors.hpp"
 
 namespace procpool::detail {
 
 namespace {
 
-constexpr std::size_t page = 4096;
 constexpr std::size_t smallest_arena = std::size_t{64} << 20;
 
-std::size_t page_rounded(std::size_t n) { return (n + page - 1) / page * page; }
+std::size_t page_rounded(std::size_t n) { return (n + page_size - 1) / page_size * page_size; }
 
 }  // namespace
 
@@ -59,14 +60,14 @@ void PayloadArenas::restrict_to(int worker) const noexcept {
 
 void PayloadArenas::forget(char* data, std::size_t size) noexcept {
   // Whole pages inside the range only: its neighbours may be in use.
-  const auto begin = (reinterpret_cast<std::uintptr_t>(data) + page - 1) / page * page;
-  const auto end = (reinterpret_cast<std::uintptr_t>(data) + size) / page * page;
+  const auto begin = (reinterpret_cast<std::uintptr_t>(data) + page_size - 1) / page_size * page_size;
+  const auto end = (reinterpret_cast<std::uintptr_t>(data) + size) / page_size * page_size;
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_REMOVE);
 }
 
 void PayloadArenas::populate(char* data, std::size_t size) noexcept {
 #ifdef MADV_POPULATE_WRITE
-  const auto begin = reinterpret_cast<std::uintptr_t>(data) / page * page;
+  const auto begin = reinterpret_cast<std::uintptr_t>(data) / page_size * page_size;
   const auto end = page_rounded(reinterpret_cast<std::uintptr_t>(data) + size);
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);  // < 5.14: faults later
 #else

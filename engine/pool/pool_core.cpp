@@ -94,7 +94,8 @@ void PoolCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
     task.block = std::move(taken.block);
     task.memfd = std::move(taken.memfd);
   }
-  spill.use(nullptr);  // the thread's store must not keep this pool's arena alive
+  if (!encoded) out.reset(nullptr, 0, 0);  // gives a half-written block back while the arena is mapped
+  spill.use(nullptr);                       // the thread's store must not keep this pool's arena alive
   if (!encoded) return;
   state->set_source(result_source());
   task.state = std::move(state);

@@ -19,6 +19,10 @@ inline constexpr std::size_t page_size = 4096;
 // exit before it kills the zygote outright.
 inline constexpr std::chrono::milliseconds shutdown_grace{2000};
 
+// The first region a payload spills into past its ring window (a memfd, or an
+// arena block): large enough that a payload written piece by piece seldom moves.
+inline constexpr std::size_t smallest_spill = std::size_t{1} << 20;
+
 // A payload up to this size travels inside its message; a larger one is
 // spilled to a memfd while it is encoded and sent from there in pieces.
 inline constexpr std::size_t inline_payload_limit = std::size_t{1} << 20;
