@@ -42,13 +42,6 @@ std::vector<char> make_bytes(std::size_t size, int seed) {
   return bytes;
 }
 
-std::size_t map_count() {
-  std::ifstream maps("/proc/self/maps");
-  std::size_t lines = 0;
-  for (std::string line; std::getline(maps, line);) ++lines;
-  return lines;
-}
-
 }  // namespace
 
 TEST_CASE("large payload - 256 MiB goes to a worker and back intact" * doctest::timeout(280)) {
@@ -75,21 +68,16 @@ TEST_CASE("large payload - many medium payloads in flight at once" * doctest::ti
 }
 
 TEST_CASE("large payload - the payload arenas are reused, and gone with the pool" * doctest::timeout(120)) {
-  {
-    // glibc keeps ended threads' stacks for new ones: let a pool's be there before counting.
-    procpool::Pool warm(2);
-    (void)warm.apply(echo, std::vector<char>(10));
-  }
-  const auto maps = map_count();
+  const auto maps = test_support::shared_mapping_count();
   const auto fds = test_support::open_fd_count();
   {
     procpool::Pool pool(2);
     const std::vector<char> bytes = make_bytes(std::size_t{3} << 20, 7);
     for (int i = 0; i < 50; ++i) CHECK(pool.apply(echo, bytes) == bytes);
-    // Reused blocks: no mapping per payload.
-    CHECK(map_count() <= maps + 8);
+    // The rings and the arenas, reused: no mapping per payload.
+    CHECK(test_support::shared_mapping_count() <= maps + 2);
   }
-  CHECK(map_count() == maps);
+  CHECK(test_support::shared_mapping_count() == maps);
   CHECK(test_support::open_fd_count() == fds);
 }
 

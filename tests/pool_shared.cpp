@@ -122,11 +122,6 @@ bool forged_value(ForgedValue<T> forged) {
   return forged.read.get() == T{};
 }
 
-std::size_t maps_lines() {
-  std::ifstream in("/proc/self/maps");
-  return static_cast<std::size_t>(std::count(std::istreambuf_iterator<char>(in), {}, '\n'));
-}
-
 bool maps_name_shared(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/maps");
   std::string line;
@@ -317,7 +312,7 @@ TEST_CASE("shared - nothing is left behind: fds, /dev/shm, mappings, in the pare
   for (int i = 0; i < 50; ++i) (void)pool.apply(sleep_then, 0);
   const std::size_t fds = test_support::open_fd_count();
   const auto shm = test_support::dev_shm();
-  const std::size_t maps = maps_lines();
+  const std::size_t maps = test_support::shared_mapping_count();
   {
     SharedArray<int> array(1 << 20);
     const auto shared = pool.share(std::vector<int>(1 << 18, 1));
@@ -330,7 +325,7 @@ TEST_CASE("shared - nothing is left behind: fds, /dev/shm, mappings, in the pare
     CHECK(std::any_of(pids.begin(), pids.end(), maps_name_shared));  // so the check below means something
   }
   CHECK(test_support::eventually([&] { return test_support::open_fd_count() == fds; }));
-  CHECK(test_support::eventually([&] { return maps_lines() == maps; }));
+  CHECK(test_support::eventually([&] { return test_support::shared_mapping_count() == maps; }));
   CHECK(test_support::dev_shm() == shm);
   // The workers were told to forget them.
   for (const pid_t pid : pool.worker_pids()) {

@@ -30,6 +30,19 @@ inline std::vector<std::string> list_dir(const std::string& path) {
 
 inline std::size_t open_fd_count() { return list_dir("/proc/self/fd").size(); }
 
+// Shared mappings ("rw-s" and the like) of a process: the pool's memory, shared
+// data, payloads. Private ones are left out: a sanitizer's allocator maps and
+// unmaps them at will.
+inline std::size_t shared_mapping_count(const std::string& pid = "self") {
+  std::ifstream in("/proc/" + pid + "/maps");
+  std::size_t count = 0;
+  for (std::string line; std::getline(in, line);) {
+    const auto space = line.find(' ');
+    if (space != std::string::npos && space + 4 < line.size() && line[space + 4] == 's') ++count;
+  }
+  return count;
+}
+
 inline std::set<std::string> dev_shm() {
   const auto names = list_dir("/dev/shm");
   return {names.begin(), names.end()};

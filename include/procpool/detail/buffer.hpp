@@ -87,6 +87,13 @@ class InputBuffer {
     std::memcpy(bytes, cur_, n);
     cur_ += n;
   }
+  // The next `n` bytes where they are, skipped over: a reader copies them once, itself.
+  const char* skip(std::size_t n) {
+    if (n > remaining()) underflow(n);
+    const char* at = cur_;
+    cur_ += n;
+    return at;
+  }
   std::size_t remaining() const noexcept { return static_cast<std::size_t>(end_ - cur_); }
   [[noreturn]] void underflow(std::size_t wanted) const;
 

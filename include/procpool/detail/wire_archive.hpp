@@ -8,6 +8,11 @@
 
 #include <cereal/cereal.hpp>
 
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
 #include "procpool/detail/buffer.hpp"
 
 namespace procpool::detail {
@@ -32,6 +37,8 @@ class WireInputArchive : public cereal::InputArchive<WireInputArchive, cereal::A
   void check_element_count(std::uint64_t n) const {
     if (n > in_.remaining()) in_.underflow(n);
   }
+  // The next `n` bytes, in place (bounds-checked), for a reader that copies them itself.
+  const char* skip(std::size_t n) { return in_.skip(n); }
 
  private:
   InputBuffer& in_;
@@ -62,6 +69,19 @@ void CEREAL_LOAD_FUNCTION_NAME(WireInputArchive& ar, cereal::SizeTag<T>& t) {
   ar(t.size);
   ar.check_element_count(static_cast<std::uint64_t>(t.size));
 }
+// A vector of bytes (char, signed or unsigned char: std::uint8_t too) is built straight
+// from the payload: one copy, where cereal's resize-then-read writes every
+// byte twice (zeros, then the data), which for a large payload is a third of
+// the cost. Same bytes on the wire as cereal's.
+template <class T, class A>
+  requires(std::is_same_v<T, char> || std::is_same_v<T, signed char> || std::is_same_v<T, unsigned char>)
+void CEREAL_LOAD_FUNCTION_NAME(WireInputArchive& ar, std::vector<T, A>& vector) {
+  cereal::size_type count = 0;
+  ar(cereal::make_size_tag(count));  // checked against the bytes left
+  const char* bytes = ar.skip(static_cast<std::size_t>(count));
+  vector.assign(reinterpret_cast<const T*>(bytes), reinterpret_cast<const T*>(bytes) + count);
+}
+
 template <class T>
 void CEREAL_SAVE_FUNCTION_NAME(WireOutputArchive& ar, const cereal::BinaryData<T>& bd) {
   ar.saveBinary(bd.data, static_cast<std::size_t>(bd.size));
