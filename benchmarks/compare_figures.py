@@ -158,10 +158,17 @@ FIGURES += [
 FIGURES += [
     # First 10,000 tasks after share(), each worker's one decode included;
     # thread pool: a shared_ptr to the same vector.
-    dict(key="shared_arg", title="Shared<vector> of 256 MiB passed to 10,000 tasks, per task",
+    dict(key="shared_arg", title="Shared<vector> of 256 MiB passed to 10,000 tasks, per task (each worker's one decode included)",
          kind="latency", counter="us_per_task", program="bm_data",
          procpool="BM_PoolSharedArg",
          thread_pool="BM_ThreadPoolSharedArg",
+         python=None,
+         targets=[dict(of="figure", figure="roundtrip", op="<=", bound=2)]),
+    # The next 10,000 tasks, once every worker has its decoded copy: what a handle costs.
+    dict(key="shared_arg_warm", title="Shared<vector> of 256 MiB, per task once each worker has decoded it",
+         kind="latency", counter="us_per_task_warm", program="bm_data",
+         procpool="BM_PoolSharedArg",
+         thread_pool=None,
          python=None,
          targets=[dict(of="figure", figure="roundtrip", op="<=", bound=2)]),
     # Parent + zygote + workers, the parent's own 256 MiB vector included.
