@@ -345,3 +345,21 @@ TEST_CASE("shared - an array made before the pool is not inherited by its worker
     CHECK(test_support::eventually([&] { return !maps_name_shared(pid); }));
   }
 }
+
+TEST_CASE("shared - thousands of distinct shared values in flight: block messages wait, nothing blocks" *
+          doctest::timeout(120)) {
+  procpool::Pool pool(1);
+  // More block messages than a socket buffer holds, all for tasks queued at once.
+  std::vector<procpool::AsyncResult<long>> results;
+  for (int i = 0; i < 3000; ++i) results.push_back(pool.apply_async(sum_shared, pool.share(std::vector<int>{i, 1})));
+  for (int i = 0; i < 3000; ++i) CHECK(results[static_cast<std::size_t>(i)].get() == i + 1);
+}
+
+TEST_CASE("shared - a pool's workers do not keep another pool's shared memory" * doctest::timeout(60)) {
+  procpool::Pool first(1);
+  procpool::Pool second(1);  // forked while `first` is alive
+  const pid_t a = first.worker_pids().at(0);
+  const pid_t b = second.worker_pids().at(0);
+  // The same layout each: its own rings and payload arenas, nothing of the other pool's.
+  CHECK(test_support::shared_mapping_count(std::to_string(b)) == test_support::shared_mapping_count(std::to_string(a)));
+}

@@ -14,7 +14,9 @@ SpillStore::Region ArenaStore::grow(std::size_t used, std::size_t needed) {
     // grows a logarithmic number of times; one written in one piece fits exactly.
     const std::size_t size = std::max({needed, 2 * current, smallest_spill});
     if (block_ && block_.extend(size)) return {block_.data(), block_.block().size};
-    if (const auto fresh = arena_->allocate(size)) {
+    auto fresh = arena_->allocate(size);
+    if (!fresh && size > needed) fresh = arena_->allocate(needed);  // room for what is needed, if not for double
+    if (fresh) {
       ArenaBlock next(arena_, *fresh);
       if (block_ && used != 0) std::memcpy(next.data(), block_.data(), used);
       block_ = std::move(next);

@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -34,8 +35,11 @@ PayloadArenas::PayloadArenas(int workers, std::size_t task_bytes, std::size_t re
       throw Error(std::string("procpool::Pool: cannot reserve shared memory for large payloads: ") +
                   std::strerror(errno));
     }
-    task_bytes = task_bytes > smallest_arena ? task_bytes / 2 : task_bytes;
-    result_bytes = result_bytes > smallest_arena ? result_bytes / 2 : result_bytes;
+    // Refused: strict overcommit (MAP_NORESERVE ignored) or little address
+    // space. Settle for small arenas rather than take the system's whole
+    // commit limit; larger payloads then go in memfds of their own.
+    task_bytes = std::min(task_bytes, smallest_arena);
+    result_bytes = std::min(result_bytes, smallest_arena);
   }
   task_bytes_ = task_bytes;
   result_bytes_ = result_bytes;

@@ -26,14 +26,16 @@ inline constexpr std::size_t payload_warm_bytes = std::size_t{64} << 20;
 
 class PayloadArenas {
  public:
-  // Reserves the arenas, halving the sizes while the system refuses (strict
-  // overcommit). Throws procpool::Error if even small ones cannot be had.
+  // Reserves the arenas; if the system refuses (strict overcommit), small
+  // ones (64 MiB each). Throws procpool::Error if even those cannot be had.
   PayloadArenas(int workers, std::size_t task_bytes, std::size_t result_bytes);
   PayloadArenas(const PayloadArenas&) = delete;
   PayloadArenas& operator=(const PayloadArenas&) = delete;
   ~PayloadArenas();
 
   std::span<char> tasks() const noexcept { return {base_, task_bytes_}; }
+  // The whole mapping.
+  std::span<char> mapping() const noexcept { return {base_, size_}; }
   std::span<char> results(int worker) const noexcept;
 
   // In worker `worker`, right after it starts: the task arena becomes

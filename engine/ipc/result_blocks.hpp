@@ -1,9 +1,10 @@
 // A worker's large results in its result arena, until the parent has read
 // them. The parent reads results in the order they were published and counts
 // the arena ones it is done with in a shared counter; the worker gives those
-// blocks back before it allocates. The counter is all the parent writes: a
-// garbage value can at worst free blocks early, i.e. corrupt results the
-// parent then rejects, never this process's bookkeeping.
+// blocks back before it allocates. The counter is the only shared word this
+// reads: a garbage value (clamped) can at worst free blocks early, so that a
+// result not read yet is overwritten (a wrong value or a SerializationError
+// for it), never this process's bookkeeping.
 #pragma once
 
 #include <atomic>

@@ -21,7 +21,7 @@ struct SlotControl {
   std::atomic<std::int64_t> started_ns{0};  // CLOCK_MONOTONIC when running_task was set
   // Arena results the parent has read (written by the parent only): the
   // worker reuses their blocks (ResultBlocks). Reset with the slot's worker.
-  std::atomic<std::uint64_t> arena_results_taken{0};
+  alignas(cache_line) std::atomic<std::uint64_t> arena_results_taken{0};
   Doorbell tasks_bell;                      // the worker sleeps here for tasks
   Doorbell results_space_bell;              // the worker sleeps here for room in its result ring
   RingControl tasks;
@@ -50,6 +50,9 @@ class SharedRegion {
   Ring task_ring(int i) const noexcept;
   Ring result_ring(int i) const noexcept;
   int slots() const noexcept { return slots_; }
+  // The whole mapping.
+  void* address() const noexcept { return mapping_.get_address(); }
+  std::size_t size() const noexcept { return mapping_.get_size(); }
 
  private:
   char* slot_base(int i) const noexcept { return base_ + slot_offset_ + static_cast<std::size_t>(i) * slot_stride_; }

@@ -25,7 +25,9 @@ struct BlockMessage {
 
 bool send_shared_block(int socket, const SharedBlock& block) noexcept {
   const BlockMessage message{block.id() | block_message_bit, static_cast<std::uint64_t>(block.kind()), block.size()};
-  return send_with_fd(socket, &message, sizeof message, block.fd());
+  // Never waits: a worker reads these only as it reaches the tasks that name
+  // them, and the thread sending may be the one that must drain its results.
+  return send_with_fd(socket, &message, sizeof message, block.fd(), MSG_DONTWAIT);
 }
 
 void WorkerBlocks::receive_pending() noexcept {

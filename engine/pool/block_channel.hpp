@@ -12,7 +12,8 @@
 namespace procpool::detail {
 
 // Sends `block`'s memfd with its id, kind and size. Returns false if the
-// socket failed (the worker is going away). Never throws.
+// socket failed (the worker is going away) or is full for now (the task then
+// waits in the backlog). Never blocks or throws.
 bool send_shared_block(int socket, const SharedBlock& block) noexcept;
 
 // The worker's blocks, by id. Block messages wait on the socket ahead of

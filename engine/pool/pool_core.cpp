@@ -16,7 +16,7 @@ namespace procpool::detail {
 
 namespace {
 
-// Bytes per ring; a payload over a quarter of it goes through a memfd.
+// Bytes per ring; a payload over a quarter of it goes to the payload arena.
 constexpr std::size_t ring_capacity = std::size_t{256} << 10;
 
 int checked_processes(const PoolOptions& options) {
@@ -43,6 +43,9 @@ PoolCore::PoolCore(PoolOptions options)
     const WorkerConfig config{&region_, &arenas_, slot, &options_.initializer, options_.maxtasksperchild};
     run_worker(config, std::move(socket));
   });
+  // Our zygote has them; the zygotes of pools built later must not keep them mapped.
+  region_exclusion_.emplace(region_.address(), region_.size());
+  arena_exclusion_.emplace(arenas_.mapping().data(), arenas_.mapping().size());
   for (int i = 0; i < processes_; ++i) zygote_->request({ZygoteRequest::Op::spawn, i, 0, 0});
   // Wait for the first workers here, so worker_pids() is complete on return.
   for (int started = 0; started < processes_;) {
@@ -86,7 +89,14 @@ void PoolCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
   out.reset(nullptr, 0, ring_capacity / 4);
   spill.use(task_arena_);
   AttachmentScope blocks;  // collects the shared blocks the task's handles name
-  const bool encoded = serialize_or_fail(call, *state, encode, out);
+  bool encoded = false;
+  try {
+    encoded = serialize_or_fail(call, *state, encode, out);
+  } catch (...) {  // not a std::exception: it goes to the caller, the half-written block back to the arena
+    out.reset(nullptr, 0, 0);
+    spill.use(nullptr);
+    throw;
+  }
   PoolTask task;
   if (encoded && out.storage() == OutputBuffer::Storage::spilled) {
     task.large_size = out.size();

@@ -8,7 +8,8 @@
 //                              the result rings (result thread, or a pumper)
 //   2. lifecycle_.mutex()      the phase and the whole slot table: slots,
 //                              backlog, the push side of inflight
-//   3. ResultDrainer::callbacks_mutex_, PoolWatch::events_mutex_: leaves
+//   3. ResultDrainer::callbacks_mutex_, PoolWatch::events_mutex_, the task
+//      arena's ArenaAllocator mutex, ReleasedBlocks' mutex: leaves
 // The lifecycle's join mutex is taken with none of these held. No lock is
 // held while user callbacks run.
 #pragma once
@@ -16,6 +17,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sys/types.h>
 #include <vector>
 
@@ -28,6 +30,7 @@
 #include "engine/pool/slot_table.hpp"
 #include "engine/process/zygote.hpp"
 #include "engine/sys/unique_fd.hpp"
+#include "engine/sys/zygote_exclusions.hpp"
 #include "procpool/detail/executor.hpp"
 #include "procpool/detail/function_ref.hpp"
 #include "procpool/pool.hpp"
@@ -85,6 +88,8 @@ class PoolCore final : public Executor, private LifecycleSteps {
   std::unique_ptr<Zygote> zygote_;
   // Taken by terminate() under lifecycle_.mutex(), failed by the same call after it.
   std::vector<PoolTask> terminated_tasks_;
+  std::optional<ZygoteExclusion> region_exclusion_;  // before region_ and arenas_ go
+  std::optional<ZygoteExclusion> arena_exclusion_;
 };
 
 }  // namespace procpool::detail

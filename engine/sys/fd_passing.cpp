@@ -6,7 +6,7 @@
 
 namespace procpool::detail {
 
-bool send_with_fd(int socket, const void* bytes, std::size_t size, int fd) noexcept {
+bool send_with_fd(int socket, const void* bytes, std::size_t size, int fd, int flags) noexcept {
   iovec iov{const_cast<void*>(bytes), size};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
   msghdr msg{};
@@ -23,7 +23,7 @@ bool send_with_fd(int socket, const void* bytes, std::size_t size, int fd) noexc
   }
   ssize_t sent;
   do {
-    sent = ::sendmsg(socket, &msg, MSG_NOSIGNAL);
+    sent = ::sendmsg(socket, &msg, MSG_NOSIGNAL | flags);
   } while (sent < 0 && errno == EINTR);
   return sent == static_cast<ssize_t>(size);
 }

@@ -10,7 +10,7 @@ namespace procpool::detail {
 
 // Sends `size` bytes and, if fd >= 0, the fd with them (SCM_RIGHTS), as one
 // message. Returns whether all of it went. Never raises SIGPIPE.
-bool send_with_fd(int socket, const void* bytes, std::size_t size, int fd) noexcept;
+bool send_with_fd(int socket, const void* bytes, std::size_t size, int fd, int flags = 0) noexcept;
 
 // Receives one message of up to `size` bytes and the fd sent with it, if any
 // (close-on-exec). Returns the byte count (0 at end of stream, -1 on error).

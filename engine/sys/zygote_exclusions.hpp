@@ -12,6 +12,18 @@ namespace procpool::detail {
 void add_zygote_exclusion(void* addr, std::size_t size, int fd);
 // Unregisters what add_zygote_exclusion(addr, ..., fd) registered. Thread-safe.
 void remove_zygote_exclusion(void* addr, int fd) noexcept;
+// Registers a mapping (no fd) for as long as it lives.
+class ZygoteExclusion {
+ public:
+  ZygoteExclusion(void* addr, std::size_t size) : addr_(addr) { add_zygote_exclusion(addr, size, -1); }
+  ZygoteExclusion(const ZygoteExclusion&) = delete;
+  ZygoteExclusion& operator=(const ZygoteExclusion&) = delete;
+  ~ZygoteExclusion() { remove_zygote_exclusion(addr_, -1); }
+
+ private:
+  void* addr_;
+};
+
 // In a new zygote: unmaps and closes everything registered. Never blocks
 // (skips the work if the fork caught another thread registering).
 void drop_zygote_exclusions() noexcept;

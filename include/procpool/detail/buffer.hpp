@@ -9,7 +9,7 @@
 namespace procpool::detail {
 
 // Where an OutputBuffer's bytes go past its spill limit: storage another
-// process can be given (a sealed memfd; later a per-worker shared arena). The
+// process can be given (a sealed memfd; or a block of a pool's payload arena). The
 // codec only asks it for room; the engine implements it and hands it over.
 class SpillStore {
  public:
