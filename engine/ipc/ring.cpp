@@ -87,7 +87,7 @@ bool Ring::peek_at(std::uint64_t position, FrameView& frame) const noexcept {
       continue;
     }
     if (frame.header.kind != FrameKind::task && frame.header.kind != FrameKind::stop &&
-        frame.header.kind != FrameKind::result) {
+        frame.header.kind != FrameKind::result && frame.header.kind != FrameKind::forget) {
       return false;
     }
     frame.payload = data_ + offset + sizeof(FrameHeader);
