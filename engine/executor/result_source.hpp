@@ -21,6 +21,11 @@ class ResultSource {
   // while someone pumps.
   virtual void begin_pumping() noexcept = 0;
   virtual void end_pumping() noexcept = 0;
+  // AsyncResult::cancel() of a task of this pool (state.task_id()): keeps it
+  // from starting, or asks it to stop; fails `state` with Cancelled and
+  // returns true, or returns false if it had already finished. Thread-safe;
+  // called with no pool lock held.
+  virtual bool cancel(ResultStateBase& state) = 0;
 
  protected:
   ~ResultSource() = default;

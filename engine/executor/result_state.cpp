@@ -4,6 +4,7 @@
 
 #include "engine/executor/result_source.hpp"
 #include "engine/sys/futex.hpp"
+#include "procpool/errors.hpp"
 
 namespace procpool::detail {
 
@@ -51,9 +52,24 @@ bool ResultStateBase::wait_for(std::chrono::nanoseconds timeout) const noexcept 
 }
 
 void ResultStateBase::fail(std::exception_ptr error) noexcept {
-  if (ready()) return;
+  if (!claim()) return;
   error_ = std::move(error);
   complete();
+}
+
+bool ResultStateBase::cancel() {
+  if (ready()) return false;
+  if (!parts_.empty()) {
+    bool any = false;
+    for (const auto& weak : parts_) {
+      if (const auto part = weak.lock()) any |= part->cancel();
+    }
+    if (any) fail(std::make_exception_ptr(Cancelled("procpool::AsyncResult::cancel: the task was cancelled")));
+    return any;
+  }
+  if (const auto source = source_.lock()) return source->cancel(*this);
+  // No pool behind it any more: it can only have been failed, or be about to.
+  return false;
 }
 
 void ResultStateBase::complete() noexcept {

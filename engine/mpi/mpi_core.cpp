@@ -21,7 +21,7 @@ std::shared_ptr<MpiCore> MpiCore::create(std::shared_ptr<Manager> manager) {
 }
 
 void MpiCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
-                     procpool::detail::FunctionRef<void(OutputBuffer&)> encode) {
+                     procpool::detail::FunctionRef<void(OutputBuffer&)> encode, const TaskOptions& /*options*/) {
   lifecycle_.check_running(call);
   // Room for the header first, so a small task is one buffer to copy and send.
   thread_local procpool::detail::MemfdStore spill;
@@ -55,6 +55,8 @@ void MpiCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
   }
   manager_->submit(std::move(task));
 }
+
+bool MpiCore::cancel(procpool::detail::ResultStateBase& /*state*/) { return false; }  // TODO(issue 14)
 
 void MpiCore::stop_now(const std::exception_ptr& error) noexcept { manager_->cancel(id_, error); }
 

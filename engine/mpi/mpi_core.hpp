@@ -25,7 +25,7 @@ class MpiCore final : public procpool::detail::Executor,
 
   const char* display_name() const noexcept override { return lifecycle_.display_name(); }
   void submit(const char* call, std::shared_ptr<ResultStateBase> state,
-              procpool::detail::FunctionRef<void(OutputBuffer&)> encode) override;
+              procpool::detail::FunctionRef<void(OutputBuffer&)> encode, const TaskOptions& options) override;
   void check_running(const char* call) const override { lifecycle_.check_running(call); }
   // Shared values go to the ranks by the manager (SharedArray fails in submit).
   void check_shares(const char* call) const override { check_running(call); }
@@ -40,6 +40,7 @@ class MpiCore final : public procpool::detail::Executor,
   bool pump() noexcept override { return false; }
   void begin_pumping() noexcept override {}
   void end_pumping() noexcept override {}
+  bool cancel(procpool::detail::ResultStateBase& state) override;
 
   // The Runtime is ending: a pool still running is terminated (a closed
   // one's tasks still run: the manager answers them all before it stops).

@@ -78,7 +78,7 @@ PoolCore::~PoolCore() {
 }
 
 void PoolCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
-                      FunctionRef<void(OutputBuffer&)> encode) {
+                      FunctionRef<void(OutputBuffer&)> encode, const TaskOptions& /*options*/) {
   // A first look without the lock, so a closed pool does not serialize the
   // task; the check that counts is the one under the lock below.
   if (!lifecycle_.accepting()) check_running(call);

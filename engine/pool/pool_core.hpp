@@ -48,7 +48,8 @@ class PoolCore final : public Executor, private LifecycleSteps {
   ~PoolCore();
 
   const char* display_name() const noexcept override { return lifecycle_.display_name(); }
-  void submit(const char* call, std::shared_ptr<ResultStateBase> state, FunctionRef<void(OutputBuffer&)> encode) override;
+  void submit(const char* call, std::shared_ptr<ResultStateBase> state, FunctionRef<void(OutputBuffer&)> encode,
+              const TaskOptions& options) override;
   void check_running(const char* call) const override { lifecycle_.check_running(call); }
   void check_shares(const char* call) const override { check_running(call); }
   int processes() const noexcept override { return processes_; }

@@ -131,6 +131,8 @@ bool ResultDrainer::pump() noexcept {
   return progressed;
 }
 
+bool ResultDrainer::cancel(ResultStateBase& /*state*/) { return false; }  // TODO(issue 14)
+
 void ResultDrainer::begin_pumping() noexcept { region_.pool().pumpers.fetch_add(1, std::memory_order_seq_cst); }
 
 void ResultDrainer::end_pumping() noexcept {

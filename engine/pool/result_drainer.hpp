@@ -49,6 +49,7 @@ class ResultDrainer final : public ResultSource {
   bool pump() noexcept override;
   void begin_pumping() noexcept override;
   void end_pumping() noexcept override;
+  bool cancel(ResultStateBase& state) override;
 
  private:
   void loop();

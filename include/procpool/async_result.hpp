@@ -49,7 +49,7 @@ class [[nodiscard]] AsyncResult {
 
   /// Blocks until the task has finished, then returns its value or throws its
   /// error: the standard exception it threw, RemoteError, WorkerLost,
-  /// TaskTimeout, SerializationError or PoolTerminated. While it waits, the
+  /// TaskTimeout, SerializationError, PoolTerminated, Cancelled or BrokenPool. While it waits, the
   /// calling thread takes results off the pool's rings itself. Throws
   /// ValueError if the result is empty. Thread-safe.
   T get() const& {
@@ -101,6 +101,17 @@ class [[nodiscard]] AsyncResult {
     if (!ready()) throw ValueError("procpool::AsyncResult::successful: result is not ready");
     return !state_->error();
   }
+  /// Cancels the task. If it has not started, it never runs. If it is
+  /// running, procpool::this_task::stop_requested() becomes true in it, and
+  /// if it has not finished PoolOptions::cancel_grace later its worker is
+  /// killed and replaced. Either way the result fails with Cancelled at once
+  /// (waiters wake, error callbacks run) and cancel() returns true. If the
+  /// task had already finished, nothing changes and it returns false. On a
+  /// map_async / starmap_async result it cancels every chunk. On a
+  /// procpool::mpi::Pool only a task not yet sent to a rank can be cancelled.
+  /// Never blocks on the task; throws ValueError if the result is empty.
+  /// Thread-safe.
+  bool cancel() const { return checked().cancel(); }
   /// Calls `callback` with the value, or `error_callback` with the error, once:
   /// on the pool's result-handling thread, or at once on this thread if the
   /// task has already finished (a result failed by terminate() calls it on

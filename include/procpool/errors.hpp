@@ -76,4 +76,20 @@ class PoolTerminated : public Error {
   using Error::Error;
 };
 
+/// AsyncResult::cancel() took effect before the task finished: the task never
+/// ran, or it was asked to stop (and its worker killed if it did not).
+class Cancelled : public Error {
+ public:
+  using Error::Error;
+};
+
+/// The pool can no longer run tasks: its workers cannot start (the
+/// initializer keeps throwing, or no worker can be forked for a while).
+/// what() says why. Every unfinished result fails with it, every later
+/// submission throws it; close(), join() and the destructor still return.
+class BrokenPool : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace procpool

@@ -23,7 +23,13 @@ struct PoolOptions {
   int processes = 0;                          ///< The number of workers; 0: procpool::cpu_count()
   std::size_t maxtasksperchild = 0;           ///< 0: unlimited; else a worker is replaced after that many tasks
   std::function<void()> initializer;          ///< Run once in every worker when it starts (replacements too)
-  std::chrono::milliseconds task_timeout{0};  ///< 0: none; else a longer task fails with TaskTimeout
+  std::chrono::milliseconds task_timeout{0};  ///< 0: none; else a longer task fails with TaskTimeout (TaskOptions::timeout overrides it)
+  /// How long a running task has to stop after AsyncResult::cancel() before its worker is killed and replaced
+  std::chrono::milliseconds cancel_grace{1000};
+  /// 0: unlimited; else apply_async (and the map family's submission) blocks while that many submitted tasks have not finished
+  std::size_t max_pending = 0;
+  /// Descriptors the workers keep besides 0, 1 and 2; they close every other one they inherit
+  std::vector<int> keep_fds;
 };
 
 /// A pool of worker processes, Python's multiprocessing.Pool for C++.

@@ -55,4 +55,6 @@
 #include "procpool/process.hpp"
 #include "procpool/shared.hpp"
 #include "procpool/shared_array.hpp"
+#include "procpool/task_options.hpp"
+#include "procpool/this_task.hpp"
 #include "procpool/version.hpp"

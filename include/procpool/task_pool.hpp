@@ -22,6 +22,7 @@
 #include "procpool/errors.hpp"
 #include "procpool/imap_iterator.hpp"
 #include "procpool/shared.hpp"
+#include "procpool/task_options.hpp"
 
 namespace procpool {
 
@@ -64,12 +65,22 @@ class TaskPool {
   /// fails the result with SerializationError instead of throwing here.
   /// Thread-safe.
   template <class F, class... Args>
+    requires(!std::is_same_v<F, TaskOptions>)
   auto apply_async(F f, const Args&... args) -> AsyncResult<detail::task_result_t<F, Args...>> {
+    return apply_async(TaskOptions{}, f, args...);
+  }
+  /// As apply_async(f, args...), under a per-task policy: a hard `timeout`
+  /// (the worker is killed; TaskTimeout), a `soft_timeout` (the task is asked
+  /// to stop), `retries` after WorkerLost or TaskTimeout, and a `priority`
+  /// among queued tasks (see TaskOptions). Thread-safe.
+  template <class F, class... Args>
+  auto apply_async(const TaskOptions& options, F f, const Args&... args)
+      -> AsyncResult<detail::task_result_t<F, Args...>> {
     detail::check_task<F, Args...>();
     using R = detail::task_result_t<F, Args...>;
     auto state = std::make_shared<detail::ResultState<R>>();
-    core_->submit("apply_async", state,
-                   [&](detail::OutputBuffer& out) { detail::encode_task(out, f, args...); });
+    core_->submit(
+        "apply_async", state, [&](detail::OutputBuffer& out) { detail::encode_task(out, f, args...); }, options);
     return AsyncResult<R>(std::move(state));
   }
 
@@ -78,8 +89,14 @@ class TaskPool {
   /// Throws ValueError after close() or terminate(), else the task's error,
   /// as AsyncResult::get() does. Thread-safe.
   template <class F, class... Args>
+    requires(!std::is_same_v<F, TaskOptions>)
   auto apply(F f, const Args&... args) -> detail::task_result_t<F, Args...> {
     return apply_async(f, args...).get();
+  }
+  /// As apply(f, args...), under `options` (see TaskOptions). Thread-safe.
+  template <class F, class... Args>
+  auto apply(const TaskOptions& options, F f, const Args&... args) -> detail::task_result_t<F, Args...> {
+    return apply_async(options, f, args...).get();
   }
 
   /// Applies f to every item; returns the results in input order (void for a
@@ -209,12 +226,13 @@ class TaskPool {
     for (std::size_t index = 0, first = 0; first < count; ++index, first += chunksize) {
       chunks.push_back(std::make_shared<detail::ChunkState<R>>(aggregate, index, std::min(chunksize, count - first)));
     }
+    whole->set_parts({chunks.begin(), chunks.end()});  // cancel() on the whole cancels every chunk
     for (std::size_t index = 0; index < chunks.size(); ++index) {
       const std::size_t n = chunks[index]->count();
       try {
-        core_->submit(call, chunks[index], [&](detail::OutputBuffer& out) {
-          detail::encode_chunk<F, Star, Item>(out, f, it, n);
-        });
+        core_->submit(
+            call, chunks[index],
+            [&](detail::OutputBuffer& out) { detail::encode_chunk<F, Star, Item>(out, f, it, n); }, TaskOptions{});
       } catch (...) {
         // Closed under our feet: nothing more goes out; the rest fail with the reason.
         if (index == 0) throw;
@@ -262,9 +280,10 @@ class TaskPool {
       auto sink = weak_state.lock();
       if (chunk.empty() || !sink) return produced;
       auto chunk_state = std::make_shared<detail::ChunkState<R>>(sink, index, chunk.size());
-      core->submit(call, chunk_state, [&](detail::OutputBuffer& out) {
-        detail::encode_chunk<F, false, Item>(out, f, chunk.begin(), chunk.size());
-      });
+      core->submit(
+          call, chunk_state,
+          [&](detail::OutputBuffer& out) { detail::encode_chunk<F, false, Item>(out, f, chunk.begin(), chunk.size()); },
+          TaskOptions{});
       produced.submitted = true;
       return produced;
     });

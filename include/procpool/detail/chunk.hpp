@@ -158,6 +158,7 @@ class ChunkState final : public ResultStateBase {
         }
       }
     }
+    if (!claim()) return;
     outcomes_ = std::move(outcomes);
     complete();
   }

@@ -10,6 +10,7 @@
 #include "procpool/detail/function_ref.hpp"
 #include "procpool/detail/map_state.hpp"
 #include "procpool/detail/result_state.hpp"
+#include "procpool/task_options.hpp"
 
 namespace procpool::detail {
 
@@ -22,10 +23,11 @@ class Executor : public std::enable_shared_from_this<Executor> {
 
   // The pool's name in error texts: "procpool::Pool", "procpool::mpi::Pool".
   virtual const char* display_name() const noexcept = 0;
-  // Queues one task: `encode` writes its payload; `state` receives the outcome.
-  // Throws ValueError, naming `call`, if the pool no longer takes tasks.
+  // Queues one task under `options`: `encode` writes its payload; `state`
+  // receives the outcome. Throws ValueError, naming `call`, if the pool no
+  // longer takes tasks (BrokenPool if it cannot run them).
   virtual void submit(const char* call, std::shared_ptr<ResultStateBase> state,
-                      FunctionRef<void(OutputBuffer&)> encode) = 0;
+                      FunctionRef<void(OutputBuffer&)> encode, const TaskOptions& options) = 0;
   // Throws ValueError, naming `call`, unless the pool takes tasks.
   virtual void check_running(const char* call) const = 0;
   // close() asks `flusher` to submit the rest of its input first. Thread-safe.

@@ -34,11 +34,23 @@ class ResultStateBase {
   // Returns whether the state is ready; waits at most `timeout`.
   bool wait_for(std::chrono::nanoseconds timeout) const noexcept;
 
-  // Reads the value from a result frame sent by `worker_pid` and completes.
-  // Throws (and stays pending) if the bytes do not deserialize.
+  // Reads the value from a result frame sent by `worker_pid` and completes,
+  // unless something else completed it first (a cancel()). Throws (and
+  // stays pending) if the bytes do not deserialize.
   virtual void deliver(InputBuffer& in, pid_t worker_pid) = 0;
-  // Completes with an error. Does nothing if already complete.
+  // Completes with an error. Does nothing if already complete. Any thread.
   void fail(std::exception_ptr error) noexcept;
+
+  // AsyncResult::cancel(): false if already complete; else cancels the parts
+  // (a map's chunks) or asks the pool to cancel the task, and fails with
+  // Cancelled. Thread-safe.
+  bool cancel();
+  // For a whole made of parts (map_async): cancel() cancels each of them.
+  void set_parts(std::vector<std::weak_ptr<ResultStateBase>> parts) { parts_ = std::move(parts); }
+  // The engine's name for the task behind this state (0: none yet), so that
+  // cancel() can find it.
+  void set_task_id(std::uint64_t id) noexcept { task_id_.store(id, std::memory_order_release); }
+  std::uint64_t task_id() const noexcept { return task_id_.load(std::memory_order_acquire); }
 
   // Runs `callback` once when complete: at once, on this thread, if already so.
   void on_complete(std::function<void()> callback);
@@ -50,14 +62,20 @@ class ResultStateBase {
   void set_source(std::weak_ptr<ResultSource> source) noexcept { source_ = std::move(source); }
 
  protected:
-  // Publishes the outcome and runs the callbacks; called exactly once.
+  // The right to set the outcome: true for exactly one caller. Every path
+  // that completes (deliver, set_value, fail) takes it first.
+  bool claim() noexcept { return !claimed_.exchange(true, std::memory_order_acq_rel); }
+  // Publishes the outcome and runs the callbacks; called once, after claim().
   void complete() noexcept;
   // Called by complete() once the outcome is set, before any waiter or
   // callback sees it: lets a part (a chunk of a map) report to its whole.
   virtual void completed() noexcept {}
 
  private:
+  std::atomic<bool> claimed_{false};
   std::atomic<std::uint32_t> done_{0};
+  std::atomic<std::uint64_t> task_id_{0};
+  std::vector<std::weak_ptr<ResultStateBase>> parts_;
   mutable std::atomic<std::uint32_t> waiters_{0};
   std::mutex callbacks_mutex_;
   std::vector<std::function<void()>> callbacks_;
@@ -74,11 +92,14 @@ class ResultState final : public ResultStateBase {
       WireInputArchive archive(in);
       archive(value);
     }
+    if (!claim()) return;
     value_.emplace(std::move(value));
     complete();
   }
-  // Completes with `value` (for results assembled in the parent, like map's).
+  // Completes with `value` (for results assembled in the parent, like map's),
+  // unless already complete.
   void set_value(T value) {
+    if (!claim()) return;
     value_.emplace(std::move(value));
     complete();
   }
@@ -94,8 +115,12 @@ class ResultState final : public ResultStateBase {
 template <>
 class ResultState<void> final : public ResultStateBase {
  public:
-  void deliver(InputBuffer&, pid_t) override { complete(); }
-  void set_value() { complete(); }
+  void deliver(InputBuffer&, pid_t) override {
+    if (claim()) complete();
+  }
+  void set_value() {
+    if (claim()) complete();
+  }
 };
 
 }  // namespace procpool::detail
