@@ -39,10 +39,6 @@ std::exception_ptr protocol_error(int source, const std::string& what) {
 
 }  // namespace
 
-const char* Task::payload() const noexcept {
-  return mapped ? mapped->data() + sizeof(MessageHeader) : message.data() + sizeof(MessageHeader);
-}
-
 Manager::Manager(MPI_Comm comm, std::vector<WorkerInfo> workers, std::size_t max_message)
     : comm_(comm), max_message_(max_message), workers_(workers.size()) {
   for (std::size_t i = 0; i < workers.size(); ++i) workers_[i].info = std::move(workers[i]);
@@ -63,6 +59,7 @@ void Manager::submit(Task task) {
   {
     std::lock_guard lock(mutex_);
     task.header.task_id = next_task_++;
+    task.state->set_task_id(task.header.task_id);  // so that cancel() finds it
     if (cancelled_.count(task.header.pool_id) != 0) {
       refused = std::make_exception_ptr(
           PoolTerminated("procpool::mpi::Pool::terminate: the pool was terminated before the task finished"));
@@ -73,7 +70,7 @@ void Manager::submit(Task task) {
     } else if (stopping_) {
       refused = std::make_exception_ptr(ValueError("procpool::mpi::Pool: the MPI runtime has ended"));
     } else {
-      backlog_.push_back(std::move(task));
+      backlog_.push(std::move(task));
       wake_.notify_one();
       return;
     }
@@ -87,14 +84,7 @@ void Manager::cancel(std::uint64_t pool, const std::exception_ptr& error) {
   {
     std::lock_guard lock(mutex_);
     cancelled_.insert(pool);
-    for (auto it = backlog_.begin(); it != backlog_.end();) {
-      if (it->header.pool_id == pool) {
-        failed.push_back(std::move(*it));
-        it = backlog_.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    failed = backlog_.take_pool(pool);
     bool any_sent = false;
     for (Worker& w : workers_) {
       for (Task& t : w.inflight) {
@@ -134,7 +124,10 @@ void Manager::stop() noexcept {
 }
 
 bool Manager::idle_locked() const {
-  if (!incoming_.empty() || !control_sends_.empty() || !cancels_to_send_.empty() || !draining_.empty()) return false;
+  if (!incoming_.empty() || !control_sends_.empty() || !cancels_to_send_.empty() || !task_cancels_to_send_.empty() ||
+      !draining_.empty()) {
+    return false;
+  }
   bool any_live = false;
   for (const Worker& w : workers_) {
     if (!w.inflight.empty()) return false;
@@ -156,6 +149,7 @@ void Manager::run() {
       try {
         progress |= send_forgets_locked(released);
         progress |= send_cancels_locked();
+        progress |= send_task_cancels_locked();
         progress |= dispatch_locked();
         progress |= test_sends_locked();
         progress |= receive_locked(done);
@@ -201,9 +195,9 @@ bool Manager::dispatch_locked() {
       if (best == nullptr || w.inflight.size() < best->inflight.size()) best = &w;
     }
     if (best == nullptr) break;
-    best->inflight.push_back(std::move(backlog_.front()));
-    backlog_.pop_front();
+    best->inflight.push_back(backlog_.pop());
     Task& task = best->inflight.back();
+    ++task.attempts;
     send_blocks_locked(*best, task);
     post_message(comm_, best->info.rank, tag_task, task.message.data(), task.header, task.payload(), tag_task_piece,
                  task.sends);
@@ -236,11 +230,14 @@ bool Manager::test_sends_locked() {
       check(MPI_Testall(static_cast<int>(t.sends.size()), t.sends.data(), &complete, MPI_STATUSES_IGNORE),
             "MPI_Testall");
       if (complete == 0) continue;
-      // Sent: the payload is no longer needed, only the task's identity.
+      // Sent: the payload is no longer needed, only the task's identity
+      // (unless it may run again, on another rank).
       t.sends.clear();
-      t.message = std::vector<char>();
       t.block_headers = std::vector<char>();
-      t.mapped.reset();
+      if (t.retries_left == 0) {
+        t.message = std::vector<char>();
+        t.mapped.reset();
+      }
       progress = true;
     }
   }
@@ -304,7 +301,7 @@ bool Manager::advance_locked(Incoming& incoming, std::vector<Completion>& done) 
   if (incoming.message.size() < sizeof(MessageHeader) || worker >= workers_.size()) {
     // Cannot be matched to a task: the worker's stream is broken.
     if (worker < workers_.size()) {
-      lose_worker_locked(workers_[worker], protocol_error(incoming.source, "no header"), done);
+      lose_worker_locked(workers_[worker], protocol_error(incoming.source, "no header"), false, done);
     }
     return true;
   }
@@ -312,7 +309,8 @@ bool Manager::advance_locked(Incoming& incoming, std::vector<Completion>& done) 
   std::memcpy(&header, incoming.message.data(), sizeof header);
   if (header.piece != 0 && !incoming.pieces_posted) {
     if (header.piece > INT_MAX) {
-      lose_worker_locked(workers_[worker], protocol_error(incoming.source, "a piece over INT_MAX bytes"), done);
+      lose_worker_locked(workers_[worker], protocol_error(incoming.source, "a piece over INT_MAX bytes"), false,
+                         done);
       return true;
     }
     incoming.payload.resize(header.size);
@@ -324,7 +322,7 @@ bool Manager::advance_locked(Incoming& incoming, std::vector<Completion>& done) 
   const auto task = std::find_if(w.inflight.begin(), w.inflight.end(),
                                  [&](const Task& t) { return t.header.task_id == header.task_id; });
   if (task == w.inflight.end()) {
-    lose_worker_locked(w, protocol_error(incoming.source, "an unknown task id"), done);
+    lose_worker_locked(w, protocol_error(incoming.source, "an unknown task id"), false, done);
     return true;
   }
   if (!task->abandoned) {
@@ -362,26 +360,19 @@ void Manager::check_lost_workers_locked(std::vector<Completion>& done) {
                        std::make_exception_ptr(WorkerLost("procpool::mpi: worker rank " + std::to_string(w.info.rank) +
                                                           " (pid " + std::to_string(w.info.pid) + " on " +
                                                           w.info.host + ") died while running the task")),
-                       done);
+                       true, done);
   }
 }
 
-void Manager::lose_worker_locked(Worker& worker, const std::exception_ptr& error, std::vector<Completion>& done) {
+void Manager::lose_worker_locked(Worker& worker, const std::exception_ptr& error, bool retry,
+                                 std::vector<Completion>& done) {
   worker.lost = true;
-  for (Task& t : worker.inflight) {
-    if (!t.abandoned) fail_later(t, error, done);
-    // Its sends may never complete: their buffers must stay.
-    if (!t.sends.empty()) {
-      for (MPI_Request& r : t.sends) MPI_Request_free(&r);
-      graveyard_.push_back(std::move(t));
-    }
-  }
+  for (Task& t : worker.inflight) lose_task_locked(t, error, retry, done);
   worker.inflight.clear();
   std::erase_if(incoming_, [&](const Incoming& i) { return i.source == worker.info.rank && i.receives.empty(); });
   if (std::all_of(workers_.begin(), workers_.end(), [](const Worker& w) { return w.lost; })) {
     const auto none_left = std::make_exception_ptr(WorkerLost("procpool::mpi: every worker rank is gone"));
-    for (Task& t : backlog_) fail_later(t, none_left, done);
-    backlog_.clear();
+    for (Task& t : backlog_.take_all()) fail_later(t, none_left, done);
   }
 }
 
@@ -391,8 +382,7 @@ void Manager::fail_all_locked(const std::exception_ptr& error, std::vector<Compl
       if (!t.abandoned) fail_later(t, error, done);
     }
   }
-  for (Task& t : backlog_) fail_later(t, error, done);
-  backlog_.clear();
+  for (Task& t : backlog_.take_all()) fail_later(t, error, done);
 }
 
 void Manager::fail_later(Task& task, const std::exception_ptr& error, std::vector<Completion>& done) {

@@ -22,12 +22,15 @@
 #include <sys/types.h>
 #include <thread>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "engine/executor/attachments.hpp"
 #include "engine/ipc/side_channel.hpp"
 #include "engine/mpi/completer.hpp"
 #include "engine/mpi/ledger.hpp"
+#include "engine/mpi/task.hpp"
+#include "engine/mpi/task_queue.hpp"
 #include "engine/mpi/wire.hpp"
 #include "procpool/detail/result_state.hpp"
 
@@ -41,25 +44,6 @@ struct WorkerInfo {
   pid_t pid = 0;
   std::string host;
   bool same_host = false;
-};
-
-// One task from submission to result. The message buffer starts with room
-// for its MessageHeader; the payload follows it there, or is `mapped` (a
-// payload the encoder spilled to a memfd, sent in pieces straight from it).
-struct Task {
-  MessageHeader header;
-  std::shared_ptr<ResultStateBase> state;
-  std::shared_ptr<Ledger> ledger;
-  std::vector<char> message;
-  std::unique_ptr<procpool::detail::SideChannelPayload> mapped;
-  // The shared values its handles name, kept until it is answered: the last
-  // release (after which the ranks are told to forget one) comes after that.
-  procpool::detail::SharedBlocks blocks;
-  std::vector<char> block_headers;  // of the values sent ahead of it, until sent
-  std::vector<MPI_Request> sends;  // until they complete (the values' sends too)
-  bool abandoned = false;          // its pool was terminated; the answer is dropped
-
-  const char* payload() const noexcept;
 };
 
 class Manager {
@@ -78,6 +62,11 @@ class Manager {
   // Fails every unfinished task of `pool` with `error`, drops its backlog and
   // has the workers drop its tasks they have not started. Thread-safe.
   void cancel(std::uint64_t pool, const std::exception_ptr& error);
+  // AsyncResult::cancel() (manager_control.cpp): fails the task `task_id`
+  // with `error` unless it has finished. A queued one never goes out; its rank
+  // drops one sent but not started; one running there runs to its end and its
+  // answer is dropped. Returns whether it failed it. Thread-safe, never blocks.
+  bool cancel_task(std::uint64_t task_id, const std::exception_ptr& error);
   // Waits until every task sent has been answered, tells the workers to
   // leave, and stops the threads. Idempotent.
   void stop() noexcept;
@@ -100,7 +89,7 @@ class Manager {
     std::vector<MPI_Request> receives;
   };
   struct ControlSend {
-    std::uint64_t value = 0;
+    std::uint64_t value = 0;  // a pool id, a task id or a block id
     MPI_Request request = MPI_REQUEST_NULL;
   };
 
@@ -113,11 +102,17 @@ class Manager {
   bool send_forgets_locked(const std::vector<std::uint64_t>& released);
   void release_noticed() noexcept;
   bool send_cancels_locked();
+  // Cancels and retries (manager_control.cpp): the cancels of single tasks
+  // sent to ranks; a task whose rank died, queued again or failed.
+  bool send_task_cancels_locked();
+  void lose_task_locked(Task& task, const std::exception_ptr& error, bool retry, std::vector<Completion>& done);
   bool test_sends_locked();
   bool receive_locked(std::vector<Completion>& done);
   bool advance_locked(Incoming& incoming, std::vector<Completion>& done);
   void check_lost_workers_locked(std::vector<Completion>& done);
-  void lose_worker_locked(Worker& worker, const std::exception_ptr& error, std::vector<Completion>& done);
+  // `retry`: the rank died (WorkerLost), so its tasks with retries left run again.
+  void lose_worker_locked(Worker& worker, const std::exception_ptr& error, bool retry,
+                          std::vector<Completion>& done);
   void fail_all_locked(const std::exception_ptr& error, std::vector<Completion>& done);
   static void fail_later(Task& task, const std::exception_ptr& error, std::vector<Completion>& done);
   void send_shutdown() noexcept;
@@ -128,9 +123,11 @@ class Manager {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::vector<Worker> workers_;
-  std::deque<Task> backlog_;
+  TaskQueue backlog_;
   std::set<std::uint64_t> cancelled_;
   std::vector<std::uint64_t> cancels_to_send_;
+  // Single tasks cancelled after they were sent: {rank, task id}.
+  std::vector<std::pair<int, std::uint64_t>> task_cancels_to_send_;
   std::deque<ControlSend> control_sends_;
   std::list<Incoming> incoming_;
   std::list<Task> draining_;  // answered, but their sends not yet reported complete

@@ -43,16 +43,17 @@ Hello hello() {
   return h;
 }
 
-// Takes the cancels that have arrived: a task of a pool named in one is dropped.
-void take_cancels(MPI_Comm comm, std::set<std::uint64_t>& cancelled) {
+// Takes the cancels of `tag` (pool or task ids) that have arrived, ahead of
+// messages before them: a task named in one, or of a pool named in one, is dropped.
+void take_cancels(MPI_Comm comm, int tag, std::set<std::uint64_t>& cancelled) {
   for (;;) {
     int found = 0;
     MPI_Status status;
-    check(MPI_Iprobe(0, tag_cancel, comm, &found, &status), "MPI_Iprobe");
+    check(MPI_Iprobe(0, tag, comm, &found, &status), "MPI_Iprobe");
     if (found == 0) return;
-    std::uint64_t pool = 0;
-    check(MPI_Recv(&pool, sizeof pool, MPI_BYTE, 0, tag_cancel, comm, MPI_STATUS_IGNORE), "MPI_Recv");
-    cancelled.insert(pool);
+    std::uint64_t id = 0;
+    check(MPI_Recv(&id, sizeof id, MPI_BYTE, 0, tag, comm, MPI_STATUS_IGNORE), "MPI_Recv");
+    cancelled.insert(id);
   }
 }
 
@@ -67,6 +68,10 @@ bool serve(MPI_Comm comm, std::size_t max_message) {
   std::vector<char> payload;
   std::vector<MPI_Request> requests;
   std::set<std::uint64_t> cancelled;
+  // Tasks cancelled after rank 0 sent them. A cancel follows its task, so
+  // one met here in order is late (its task has run) and one taken ahead
+  // names a task still queued; with nothing queued, any left are stale.
+  std::set<std::uint64_t> cancelled_tasks;
   Backoff idle;
   serve_shared_blocks();
   for (;;) {
@@ -75,6 +80,7 @@ bool serve(MPI_Comm comm, std::size_t max_message) {
     MPI_Status status;
     check(MPI_Improbe(0, MPI_ANY_TAG, comm, &found, &handle, &status), "MPI_Improbe");
     if (found == 0) {
+      cancelled_tasks.clear();
       idle.pause();
       continue;
     }
@@ -90,6 +96,7 @@ bool serve(MPI_Comm comm, std::size_t max_message) {
       cancelled.insert(pool);
       continue;
     }
+    if (status.MPI_TAG == tag_cancel_task) continue;
     // A shared value, ahead of its first task here; a forget, after its last.
     if (status.MPI_TAG == tag_share) {
       receive_shared_block(comm, message, requests);
@@ -116,13 +123,14 @@ bool serve(MPI_Comm comm, std::size_t max_message) {
       throw Error("procpool::mpi: a task's size does not match its header");
     }
 
-    take_cancels(comm, cancelled);
+    take_cancels(comm, tag_cancel, cancelled);
+    take_cancels(comm, tag_cancel_task, cancelled_tasks);
     MessageHeader reply;
     reply.task_id = header.task_id;
     reply.pid = pid;
     out.reset(nullptr, 0, inline_payload_limit);
     out.write(&reply, sizeof reply);
-    if (cancelled.count(header.pool_id) != 0) {
+    if (cancelled.count(header.pool_id) != 0 || cancelled_tasks.erase(header.task_id) != 0) {
       reply.flags = header_dropped;
     } else {
       procpool::detail::run_payload([&] { return InputBuffer(data, header.size); }, out);

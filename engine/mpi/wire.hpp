@@ -26,10 +26,11 @@ enum Tag : int {
   tag_share = 7,         // rank 0 to a worker: MessageHeader of a shared value (task_id: its block id)
   tag_share_piece = 8,   // rank 0 to a worker: the next piece of a shared value's bytes
   tag_forget = 9,        // rank 0 to a worker: a block id it may drop (rank 0 released it)
+  tag_cancel_task = 10,  // rank 0 to a worker: a task id to drop unrun (AsyncResult::cancel), sent after the task
 };
 
 enum HeaderFlags : std::uint32_t {
-  // Result only: the task was dropped unrun (its pool was terminated).
+  // Result only: the task was dropped unrun (its pool was terminated, or it was cancelled).
   header_dropped = 1,
 };
 
