@@ -4,9 +4,15 @@
 //            the dead rank's status in bounded time, leaving no process behind).
 //   recovery: under mpirun --enable-recovery, which lets the other ranks go on;
 //            the task fails with WorkerLost and the pool keeps the other worker.
+//   retry:   under mpirun -n 5 --enable-recovery: TaskOptions::retries. A task
+//            that kills its first rank succeeds on another; one that kills
+//            every rank it runs on fails after 1 + retries attempts.
+#include <fcntl.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <procpool/mpi.hpp>
 #include <thread>
 #include <unistd.h>
@@ -18,6 +24,33 @@ int kill_own_rank(int) {
   return 0;
 }
 int square(int x) { return x * x; }
+// Kills its rank unless `marker` exists, which it creates first: so it dies once.
+int kill_first_rank(std::string marker, int value) {
+  const int fd = ::open(marker.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    ::close(fd);
+    ::raise(SIGKILL);
+  }
+  return value;
+}
+
+int retry(procpool::mpi::Pool& pool) {
+  const std::string marker = "/tmp/procpool_mpi_retry_" + std::to_string(::getpid());
+  std::remove(marker.c_str());
+  const int value = pool.apply(procpool::TaskOptions{.retries = 1}, kill_first_rank, marker, 42);
+  std::remove(marker.c_str());
+  std::printf("retried: %d\n", value);
+  try {
+    pool.apply(procpool::TaskOptions{.retries = 1}, kill_own_rank, 0);
+    std::printf("no error\n");
+  } catch (const procpool::WorkerLost& e) {
+    std::printf("WorkerLost: %s\n", e.what());
+  }
+  int sum = 0;
+  for (int v : pool.map(square, std::vector<int>{1, 2, 3, 4})) sum += v;
+  std::printf("after: %d\n", sum);
+  return 0;
+}
 
 }  // namespace
 
@@ -27,6 +60,7 @@ int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, BUFSIZ);
   procpool::mpi::Pool pool;
   std::printf("pool of %d\n", pool.size());
+  if (argc > 1 && std::strcmp(argv[1], "retry") == 0) return retry(pool);
   auto doomed = pool.apply_async(kill_own_rank, 0);
   std::printf("submitted\n");
   try {
