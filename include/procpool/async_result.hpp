@@ -108,7 +108,9 @@ class [[nodiscard]] AsyncResult {
   /// (waiters wake, error callbacks run) and cancel() returns true. If the
   /// task had already finished, nothing changes and it returns false. On a
   /// map_async / starmap_async result it cancels every chunk. On a
-  /// procpool::mpi::Pool only a task not yet sent to a rank can be cancelled.
+  /// procpool::mpi::Pool a task not started on its rank never runs, and a
+  /// running one runs to its end there, unasked, its result dropped (see
+  /// procpool::mpi::Pool).
   /// Never blocks on the task; throws ValueError if the result is empty.
   /// Thread-safe.
   bool cancel() const { return checked().cancel(); }

@@ -95,6 +95,24 @@ class Runtime {
 /// its result is dropped. Every member but the constructor and the
 /// destructor is thread-safe.
 ///
+/// AsyncResult::cancel() returns false only if the task has finished; else
+/// the result fails with Cancelled at once and it returns true. A task still
+/// queued on rank 0 is never sent; one sent to a rank but not started there is
+/// skipped by the rank; one running on a rank runs to its end and its result
+/// is dropped (as for terminate(): a rank cannot be stopped without killing it,
+/// and this_task::stop_requested() stays false there). Rank 0 cannot tell the
+/// last two apart when cancel() is called: the rank learns of the cancel after
+/// the task's message. join() does not wait for a cancelled task.
+///
+/// TaskOptions: `priority` orders the tasks queued on rank 0 (those of every
+/// mpi::Pool: one queue feeds the ranks), higher first, equal ones in
+/// submission order; the two tasks in flight per rank are already out of it.
+/// `retries` re-runs a task, on another rank, when its rank is found dead
+/// (WorkerLost, under mpirun --enable-recovery); such a task keeps its payload
+/// on rank 0 until answered. `timeout` and `soft_timeout` do not apply (a task
+/// on a rank cannot be killed without the rank, nor asked to stop): a non-zero
+/// one makes apply_async/apply throw ValueError, as a negative `retries` does.
+///
 /// share() works as on a local pool, for any pool's handles: the value is
 /// serialized once on rank 0; its bytes go to a rank once (ahead of the first
 /// task there that carries the handle, in pieces when large), each rank

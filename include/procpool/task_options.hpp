@@ -8,7 +8,8 @@ namespace procpool {
 
 /// Per-task policy, given as the first argument of apply_async / apply:
 /// `pool.apply_async(procpool::TaskOptions{.timeout = 5s, .retries = 2}, f, x)`.
-/// Every field has a default that changes nothing.
+/// Every field has a default that changes nothing. procpool::mpi::Pool takes
+/// priority and retries, and refuses a timeout or soft_timeout (ValueError).
 struct TaskOptions {
   /// 0: the pool's (PoolOptions::task_timeout). Else a hard limit on one
   /// run: the worker is killed and replaced, the attempt fails with TaskTimeout.

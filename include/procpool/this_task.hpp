@@ -10,7 +10,8 @@ namespace procpool::this_task {
 /// time) has been asked to stop:
 /// AsyncResult::cancel(), or its TaskOptions::soft_timeout passed. A task that
 /// checks it may return early; its result is then dropped (the caller sees
-/// Cancelled). False outside a task. Never blocks or throws.
+/// Cancelled). False outside a task, and on a procpool::mpi::Pool's worker
+/// ranks (no stop request reaches a task there). Never blocks or throws.
 bool stop_requested() noexcept;
 
 /// The running task's stop request as a std::stop_token, for a
