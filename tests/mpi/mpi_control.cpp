@@ -257,12 +257,12 @@ TEST_CASE("mpi control - TaskOptions::priority: higher first among queued tasks,
 TEST_CASE("mpi control - TaskOptions that cannot apply on a rank are refused at submission" *
           doctest::timeout(60)) {
   procpool::mpi::Pool pool;
-  CHECK_THROWS_WITH_AS(pool.apply_async(procpool::TaskOptions{.timeout = 1s}, square, 2),
+  CHECK_THROWS_WITH_AS((void)pool.apply_async(procpool::TaskOptions{.timeout = 1s}, square, 2),
                        doctest::Contains("procpool::mpi::Pool::apply_async: TaskOptions::timeout does not apply"),
                        procpool::ValueError);
   CHECK_THROWS_WITH_AS(pool.apply(procpool::TaskOptions{.soft_timeout = 1s}, square, 2),
                        doctest::Contains("TaskOptions::soft_timeout does not apply"), procpool::ValueError);
-  CHECK_THROWS_AS(pool.apply_async(procpool::TaskOptions{.retries = -1}, square, 2), procpool::ValueError);
+  CHECK_THROWS_AS((void)pool.apply_async(procpool::TaskOptions{.retries = -1}, square, 2), procpool::ValueError);
   // Those that do apply.
   CHECK(pool.apply(procpool::TaskOptions{.retries = 2, .priority = 3}, square, 4) == 16);
   pool.close();
