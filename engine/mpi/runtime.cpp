@@ -69,8 +69,8 @@ bool serve(MPI_Comm comm, std::size_t max_message) {
   std::vector<MPI_Request> requests;
   std::set<std::uint64_t> cancelled;
   // Tasks cancelled after rank 0 sent them. A cancel follows its task, so
-  // one met here in order is late (its task has run) and one taken ahead
-  // names a task still queued; with nothing queued, any left are stale.
+  // one met here in order is late (its task has run); one taken ahead of
+  // order names a queued task or is late too; with nothing queued, all are.
   std::set<std::uint64_t> cancelled_tasks;
   Backoff idle;
   serve_shared_blocks();
