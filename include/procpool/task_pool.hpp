@@ -60,9 +60,12 @@ class TaskPool {
   /// Queues f(args...) to run in a worker and returns its future at once.
   /// The callable and the arguments are serialized here, on the calling
   /// thread; the task then waits in the pool's queue (unbounded) until a
-  /// worker is free. Does not wait for the task. Throws ValueError after
-  /// close() or terminate(). An argument that fails to serialize at run time
-  /// fails the result with SerializationError instead of throwing here.
+  /// worker is free. Does not wait for the task, except under a pool's
+  /// PoolOptions::max_pending: then it blocks while that many tasks are
+  /// unfinished (callbacks on the result thread never block). Throws
+  /// ValueError after close() or terminate() (also when either releases it
+  /// from that wait). An argument that fails to serialize at run time fails
+  /// the result with SerializationError instead of throwing here.
   /// Thread-safe.
   template <class F, class... Args>
     requires(!std::is_same_v<F, TaskOptions>)
