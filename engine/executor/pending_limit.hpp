@@ -19,12 +19,14 @@ class PendingLimit {
   PendingLimit(const PendingLimit&) = delete;
   PendingLimit& operator=(const PendingLimit&) = delete;
 
-  // Takes a place; while none is free, pumps `source` (if any) for a moment,
-  // then sleeps until a place frees or close() is called. Returns false,
-  // holding no place, once closed. On a thread inside an ExemptScope (one
-  // that delivers results) it never blocks: it takes a place over the limit.
+  // Takes a place. If none is free, it waits until a quarter of them are
+  // (at least one), so that a producer and the workers do not take turns on
+  // every task: it pumps `source` (if any) for a moment, then sleeps. Returns
+  // false, holding no place, once closed. On a thread inside an ExemptScope
+  // (one that delivers results) it never blocks: it takes a place over the limit.
   bool acquire(ResultSource* source) noexcept;
-  // Gives a place back. Never blocks; wakes the blocked acquire()s.
+  // Gives a place back. Never blocks; wakes the waiting acquire()s once a
+  // quarter of the places are free.
   void release() noexcept;
   // The pool stopped taking tasks: wakes every acquire(); later ones return false.
   void close() noexcept;
@@ -48,10 +50,17 @@ class PendingLimit {
  private:
   static constexpr std::uint32_t closed_bit = std::uint32_t{1} << 31;
 
+  void wake() noexcept;
+  // Whether a waiter may go on: a quarter of the places free, or closed.
+  bool may_go(std::uint32_t word) const noexcept { return (word & closed_bit) != 0 || word <= low_; }
+
   const std::uint32_t max_;
-  // The futex word: places taken, plus closed_bit once closed, so that a
-  // close() between a waiter's look and its sleep changes what it sleeps on.
+  const std::uint32_t low_;  // a waiter goes on at this many places taken (or fewer)
+  // Places taken, plus closed_bit once closed.
   std::atomic<std::uint32_t> word_{0};
+  // The futex word waiters sleep on: bumped only when they should look again
+  // (low_ reached, or closed), not on every release.
+  std::atomic<std::uint32_t> wakes_{0};
   std::atomic<std::uint32_t> waiters_{0};
 };
 

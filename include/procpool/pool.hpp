@@ -28,7 +28,9 @@ struct PoolOptions {
   std::chrono::milliseconds cancel_grace{1000};
   /// 0: unlimited; else apply_async (and the map family's submission, one
   /// task per chunk) blocks while that many submitted tasks have not
-  /// finished, so a producer runs in bounded memory. A task counts from its
+  /// finished, so a producer runs in bounded memory; once blocked, it waits
+  /// until a quarter of them have (at least one), so that the producer and
+  /// the workers do not take turns on every task. A task counts from its
   /// submission until its result is complete, however it ends (value, error,
   /// WorkerLost, TaskTimeout, Cancelled, PoolTerminated, BrokenPool). While
   /// it waits, the blocked thread takes results itself as AsyncResult::wait()
