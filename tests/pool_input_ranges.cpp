@@ -109,6 +109,20 @@ TEST_CASE("input ranges - istream iterators, chunked automatically or in fixed c
   }
 }
 
+TEST_CASE("input ranges - a sized single-pass range is read once, chunked from its size" * doctest::timeout(60)) {
+  procpool::Pool pool(2);
+  for (std::size_t chunksize : {0UL, 1UL, 33UL}) {
+    INFO("chunksize " << chunksize);
+    std::istringstream in(numbers_text(400));
+    auto items = std::views::counted(std::istream_iterator<int>(in), 300);
+    static_assert(std::ranges::sized_range<decltype(items)> && !std::ranges::forward_range<decltype(items)>);
+    CHECK(pool.map(square, items, chunksize) == squares_below(300));
+    int next = -1;
+    in >> next;
+    CHECK(next == 301);  // read once: istream_iterator had taken 300 when the count ran out
+  }
+}
+
 TEST_CASE("input ranges - std::views::istream, an rvalue view" * doctest::timeout(60)) {
   procpool::Pool pool(2);
   std::istringstream in(numbers_text(300));

@@ -84,9 +84,12 @@ void PoolCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
   // task; the check that counts is the one under the lock below.
   if (!lifecycle_.accepting()) check_running(call);
   if (pending_) {
-    // max_pending: wait for a place (pumping results meanwhile); closed: throw.
-    if (!pending_->acquire(&drainer_)) check_running(call);
-    state->hold_place(pending_);
+    // max_pending: wait for a place (pumping results meanwhile).
+    if (pending_->acquire(&drainer_)) {
+      state->hold_place(pending_);
+    } else {
+      check_running(call);  // released by close() or terminate(): throws as a closed pool does
+    }
   }
   // Serialize outside the lock, into a per-thread buffer that is reused.
   // A large payload is written straight into this pool's task arena.

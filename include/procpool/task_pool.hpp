@@ -213,12 +213,17 @@ class TaskPool {
   detail::Executor& executor() const noexcept { return *core_; }
 
  private:
-  // A range that can be counted without being used up goes through
-  // map_chunks(); a single-pass one is buffered (chunksize 0) or streamed.
+  // A multi-pass range goes through map_chunks(); a single-pass one is
+  // streamed (chunksize 0: from its size, or after buffering it all).
   template <bool Star, class Item, class F, class Range>
   auto map_items(const char* call, F f, Range& items, std::size_t chunksize) {
-    if constexpr (std::ranges::forward_range<Range> || std::ranges::sized_range<Range>) {
+    if constexpr (std::ranges::forward_range<Range>) {
       return map_chunks<Star, Item>(call, f, items, chunksize);
+    } else if constexpr (std::ranges::sized_range<Range>) {
+      if (chunksize == 0) {
+        chunksize = detail::auto_chunksize(static_cast<std::size_t>(std::ranges::size(items)), core_->processes());
+      }
+      return map_stream<Star, Item>(call, f, items, chunksize);
     } else if (chunksize == 0) {
       core_->check_running(call);  // before using the input up
       std::vector<Item> buffered;
