@@ -107,10 +107,9 @@ class TaskPool {
   /// input order (void for a void f). Blocks until all have run. Items travel
   /// in chunks of `chunksize` (0: about four chunks per worker, as Python
   /// does, but at most 4096 items per chunk, so small items go through shared
-  /// memory). A single-pass range with no size is read once: with chunksize
-  /// 0 it is read to its end first, to count it, as Python's map does
-  /// (list(iterable)); with a chunksize, each chunk is submitted as soon as
-  /// it has been read. An item that throws does not stop the others; map then
+  /// memory). A single-pass range is read once, each chunk submitted as soon
+  /// as it has been read; with chunksize 0, one with no size is first read to
+  /// its end, to count it, as Python's map does (list(iterable)). An item that throws does not stop the others; map then
   /// throws the error of the first failed item (by position), as
   /// AsyncResult::get() would. What reading the input throws, map throws at
   /// once (the chunks already submitted are cancelled). Throws ValueError
