@@ -207,7 +207,7 @@ TEST_CASE("input ranges - an input that throws part-way: the call throws it, the
     auto again = std::make_shared<Reads>();
     again->throw_at = 0;
     Numbers<> at_once(100, again);
-    CHECK_THROWS_WITH_AS(pool.map_async(square, at_once, chunksize), "the input broke at 0", std::runtime_error);
+    CHECK_THROWS_WITH_AS((void)pool.map_async(square, at_once, chunksize), "the input broke at 0", std::runtime_error);
     Numbers<std::tuple<int, int>> tuples(10, std::make_shared<Reads>());
     CHECK(pool.starmap(add, tuples, chunksize).size() == 10);  // still usable
   }
@@ -219,7 +219,7 @@ TEST_CASE("input ranges - a closed pool refuses a single-pass input before readi
   for (std::size_t chunksize : {0UL, 4UL}) {
     auto reads = std::make_shared<Reads>();
     Numbers<> numbers(10, reads);
-    CHECK_THROWS_AS(pool.map_async(square, numbers, chunksize), procpool::ValueError);
+    CHECK_THROWS_AS((void)pool.map_async(square, numbers, chunksize), procpool::ValueError);
     CHECK(reads->produced == 0);
   }
   pool.join();
