@@ -1,7 +1,9 @@
 #include "procpool/detail/result_state.hpp"
 
 #include <cstdio>
+#include <utility>
 
+#include "engine/executor/pending_limit.hpp"
 #include "engine/executor/result_source.hpp"
 #include "engine/sys/futex.hpp"
 #include "procpool/errors.hpp"
@@ -81,11 +83,16 @@ void ResultStateBase::complete() noexcept {
     callbacks.swap(callbacks_);
   }
   if (waiters_.load(std::memory_order_seq_cst) != 0) futex_wake_all(done_, FutexScope::process_private);
+  give_place_back();  // before the callbacks, which may submit
   if (deferred_callbacks != nullptr) {
     for (auto& callback : callbacks) deferred_callbacks->push_back(std::move(callback));
     return;
   }
   run_callbacks(callbacks);
+}
+
+void ResultStateBase::give_place_back() noexcept {
+  if (place_) std::exchange(place_, nullptr)->release();
 }
 
 void run_callbacks(std::vector<std::function<void()>>& callbacks) noexcept {

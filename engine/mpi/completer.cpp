@@ -1,6 +1,7 @@
 #include "engine/mpi/completer.hpp"
 
 #include "engine/executor/payload.hpp"
+#include "engine/executor/pending_limit.hpp"
 #include "engine/executor/result_source.hpp"
 
 namespace procpool::mpi::detail {
@@ -42,6 +43,9 @@ void Completer::stop() noexcept {
 }
 
 void Completer::callback_loop() {
+  // As a local pool's result thread: a callback that submits to a pool with
+  // a max_pending never waits for a place (see PendingLimit).
+  const procpool::detail::PendingLimit::ExemptScope exempt;
   std::unique_lock lock(mutex_);
   for (;;) {
     ready_.wait(lock, [&] { return stop_ || !callbacks_.empty(); });

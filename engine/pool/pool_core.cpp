@@ -32,6 +32,7 @@ PoolCore::PoolCore(PoolOptions options)
       region_(processes_, ring_capacity),
       arenas_(processes_, task_arena_bytes, result_arena_bytes),
       task_arena_(std::make_shared<ArenaAllocator>(arenas_.tasks(), payload_warm_bytes)),
+      pending_(options_.max_pending == 0 ? nullptr : std::make_shared<PendingLimit>(options_.max_pending)),
       watch_(options_, region_, processes_),
       table_(region_, options_, watch_, processes_),
       drainer_(region_, arenas_, table_, watch_, lifecycle_) {
@@ -82,6 +83,14 @@ void PoolCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
   // A first look without the lock, so a closed pool does not serialize the
   // task; the check that counts is the one under the lock below.
   if (!lifecycle_.accepting()) check_running(call);
+  if (pending_) {
+    // max_pending: wait for a place (pumping results meanwhile).
+    if (pending_->acquire(&drainer_)) {
+      state->hold_place(pending_);
+    } else {
+      check_running(call);  // released by close() or terminate(): throws as a closed pool does
+    }
+  }
   // Serialize outside the lock, into a per-thread buffer that is reused.
   // A large payload is written straight into this pool's task arena.
   thread_local ArenaStore spill;
@@ -95,6 +104,7 @@ void PoolCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
   } catch (...) {  // not a std::exception: it goes to the caller, the half-written block back to the arena
     out.reset(nullptr, 0, 0);
     spill.use(nullptr);
+    state->give_place_back();
     throw;
   }
   PoolTask task;
@@ -110,9 +120,16 @@ void PoolCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
   state->set_source(result_source());
   task.state = std::move(state);
   task.blocks = blocks.take();
-  std::lock_guard lock(lifecycle_.mutex());
-  lifecycle_.check_running_locked(call);
-  table_.queue_locked(std::move(task), out.data(), out.size());
+  ResultStateBase* const queued = task.state.get();  // the caller holds it too
+  std::unique_lock lock(lifecycle_.mutex());
+  try {
+    lifecycle_.check_running_locked(call);
+    table_.queue_locked(std::move(task), out.data(), out.size());
+  } catch (...) {
+    lock.unlock();
+    queued->give_place_back();  // never queued
+    throw;
+  }
 }
 
 int PoolCore::size() const {
@@ -131,6 +148,7 @@ void PoolCore::stop_now(const std::exception_ptr& error) noexcept {
   // The zygote SIGKILLs the workers at once (not SIGTERM: a worker that
   // blocks or ignores signals cannot hold us up); join() reaps them.
   zygote_->request({ZygoteRequest::Op::shutdown, 0, 0, 0});
+  stop_limiting();
   for (PoolTask& t : terminated_tasks_) t.state->fail(error);
   terminated_tasks_.clear();
   drainer_.signal();
@@ -203,6 +221,7 @@ void PoolCore::on_zygote_lost() {
     table_.take_all_locked(lost, true);
     lifecycle_.close_locked();
   }
+  stop_limiting();
   const auto error = std::make_exception_ptr(WorkerLost("procpool: the pool's zygote process died; no worker is left"));
   for (PoolTask& t : lost) t.state->fail(error);
 }

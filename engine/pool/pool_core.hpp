@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "engine/executor/lifecycle.hpp"
+#include "engine/executor/pending_limit.hpp"
 #include "engine/ipc/arena_allocator.hpp"
 #include "engine/ipc/payload_arenas.hpp"
 #include "engine/ipc/shared_region.hpp"
@@ -64,11 +65,18 @@ class PoolCore final : public Executor, private LifecycleSteps {
  private:
   // LifecycleSteps.
   void before_closing() noexcept override { flush_inputs(); }
-  void closing() noexcept override { drainer_.signal(); }
+  void closing() noexcept override {
+    stop_limiting();
+    drainer_.signal();
+  }
   std::unique_lock<std::mutex> lock_before_terminating() override { return std::unique_lock(drainer_.drain_mutex()); }
   void take_unfinished_locked() override { table_.take_all_locked(terminated_tasks_, false); }
   void stop_now(const std::exception_ptr& error) noexcept override;
   void wait_stopped() noexcept override;
+  // Submitters blocked by max_pending stop waiting (and throw, as the pool is closed).
+  void stop_limiting() noexcept {
+    if (pending_) pending_->close();
+  }
 
   // The watch's reports, on the result thread under the drain lock.
   bool handle_events();
@@ -82,6 +90,8 @@ class PoolCore final : public Executor, private LifecycleSteps {
   SharedRegion region_;
   PayloadArenas arenas_;
   std::shared_ptr<ArenaAllocator> task_arena_;  // the parent's blocks in arenas_.tasks()
+  // PoolOptions::max_pending (null if 0): the tasks' result states hold it too.
+  std::shared_ptr<PendingLimit> pending_;
   Lifecycle lifecycle_{"procpool::Pool", *this};
   PoolWatch watch_;
   SlotTable table_;  // under lifecycle_.mutex(), but for inflight's pop side

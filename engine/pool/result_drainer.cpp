@@ -4,6 +4,7 @@
 #include <csignal>
 #include <optional>
 
+#include "engine/executor/pending_limit.hpp"
 #include "engine/ipc/side_channel.hpp"
 #include "engine/pool/pool_watch.hpp"
 #include "engine/executor/payload.hpp"
@@ -42,6 +43,9 @@ void ResultDrainer::signal() noexcept {
 }
 
 void ResultDrainer::loop() {
+  // Callbacks run here: a submission from one must not wait for a place
+  // that only this thread could free (PoolOptions::max_pending).
+  const PendingLimit::ExemptScope exempt;
   std::uint32_t seen_signals = signals_.load(std::memory_order_acquire);
   for (;;) {
     std::vector<std::function<void()>> callbacks;

@@ -37,7 +37,12 @@ class ZygoteProcess {
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
-    ::sigprocmask(SIG_BLOCK, &chld, &old_mask_);
+    // Blocked as well: the terminal's signals to the whole process group. A
+    // parent that handles Ctrl-C keeps its pool; one that dies of it takes
+    // us along (parent_ below). Workers get old_mask_ back.
+    sigset_t blocked = chld;
+    for (const int terminal : {SIGINT, SIGQUIT, SIGHUP}) sigaddset(&blocked, terminal);
+    ::sigprocmask(SIG_BLOCK, &blocked, &old_mask_);
     sigchld_ = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
     // A pidfd becomes readable when the whole parent process is gone, whichever
     // thread forked us (PR_SET_PDEATHSIG would fire when that thread exits).

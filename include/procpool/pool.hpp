@@ -26,7 +26,17 @@ struct PoolOptions {
   std::chrono::milliseconds task_timeout{0};  ///< 0: none; else a longer task fails with TaskTimeout (TaskOptions::timeout overrides it)
   /// How long a running task has to stop after AsyncResult::cancel() before its worker is killed and replaced
   std::chrono::milliseconds cancel_grace{1000};
-  /// 0: unlimited; else apply_async (and the map family's submission) blocks while that many submitted tasks have not finished
+  /// 0: unlimited; else apply_async (and the map family's submission, one
+  /// task per chunk) blocks while that many submitted tasks have not
+  /// finished, so a producer runs in bounded memory; once blocked, it waits
+  /// until a quarter of them have (at least one), so that the producer and
+  /// the workers do not take turns on every task. A task counts from its
+  /// submission until its result is complete, however it ends (value, error,
+  /// WorkerLost, TaskTimeout, Cancelled, PoolTerminated, BrokenPool). While
+  /// it waits, the blocked thread takes results itself as AsyncResult::wait()
+  /// does; close() and terminate() release it (it then throws ValueError).
+  /// Callbacks (then()) run on the result thread, which never blocks here: a
+  /// submission from one goes over the limit rather than wait for itself.
   std::size_t max_pending = 0;
   /// Descriptors the workers keep besides 0, 1 and 2; they close every other one they inherit
   std::vector<int> keep_fds;

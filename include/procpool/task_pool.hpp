@@ -60,9 +60,12 @@ class TaskPool {
   /// Queues f(args...) to run in a worker and returns its future at once.
   /// The callable and the arguments are serialized here, on the calling
   /// thread; the task then waits in the pool's queue (unbounded) until a
-  /// worker is free. Does not wait for the task. Throws ValueError after
-  /// close() or terminate(). An argument that fails to serialize at run time
-  /// fails the result with SerializationError instead of throwing here.
+  /// worker is free. Does not wait for the task, except under a pool's
+  /// PoolOptions::max_pending: then it blocks while that many tasks are
+  /// unfinished (callbacks on the result thread never block). Throws
+  /// ValueError after close() or terminate() (also when either releases it
+  /// from that wait). An argument that fails to serialize at run time fails
+  /// the result with SerializationError instead of throwing here.
   /// Thread-safe.
   template <class F, class... Args>
     requires(!std::is_same_v<F, TaskOptions>)
@@ -99,37 +102,44 @@ class TaskPool {
     return apply_async(options, f, args...).get();
   }
 
-  /// Applies f to every item; returns the results in input order (void for a
-  /// void f). Blocks until all have run. Items travel in chunks of `chunksize`
-  /// (0: about four chunks per worker, as Python does, but at most 4096 items
-  /// per chunk, so small items go through shared memory). An item that throws
-  /// does not stop the others; map then throws the error of the first failed
-  /// item (by position), as AsyncResult::get() would. Throws ValueError after
-  /// close() or terminate(). Thread-safe.
-  template <class F, std::ranges::forward_range Range>
-  auto map(F f, const Range& items, std::size_t chunksize = 0) {
-    return map_async(f, items, chunksize).take();
+  /// Applies f to every item of any input range (a container, a view, a
+  /// single-pass range such as std::views::istream); returns the results in
+  /// input order (void for a void f). Blocks until all have run. Items travel
+  /// in chunks of `chunksize` (0: about four chunks per worker, as Python
+  /// does, but at most 4096 items per chunk, so small items go through shared
+  /// memory). A single-pass range is read once, each chunk submitted as soon
+  /// as it has been read; with chunksize 0, one with no size is first read to
+  /// its end, to count it, as Python's map does (list(iterable)). An item that throws does not stop the others; map then
+  /// throws the error of the first failed item (by position), as
+  /// AsyncResult::get() would. What reading the input throws, map throws at
+  /// once (the chunks already submitted are cancelled). Throws ValueError
+  /// after close() or terminate(). Thread-safe.
+  template <class F, std::ranges::input_range Range>
+  auto map(F f, Range&& items, std::size_t chunksize = 0) {
+    return map_async(f, std::forward<Range>(items), chunksize).take();
   }
-  /// As map(), but returns at once with the future of the whole result:
-  /// AsyncResult<std::vector<R>>, or AsyncResult<void> for a void f (an empty
-  /// range gives a ready, empty result). The items are serialized here, on
-  /// the calling thread; does not wait for the tasks. Throws ValueError after
-  /// close() or terminate(). Thread-safe.
-  template <class F, std::ranges::forward_range Range>
-  auto map_async(F f, const Range& items, std::size_t chunksize = 0) {
-    return map_chunks<false, detail::map_item_t<Range>>("map_async", f, items, chunksize);
+  /// As map(), but returns once the input has been read and submitted, with
+  /// the future of the whole result: AsyncResult<std::vector<R>>, or
+  /// AsyncResult<void> for a void f (an empty range gives a ready, empty
+  /// result). The items are read and serialized here, on the calling thread;
+  /// does not wait for the tasks (but see PoolOptions::max_pending). Throws
+  /// what reading the input throws, and ValueError after close() or
+  /// terminate(). Thread-safe.
+  template <class F, std::ranges::input_range Range>
+  auto map_async(F f, Range&& items, std::size_t chunksize = 0) {
+    return map_items<false, detail::map_item_t<Range>>("map_async", f, items, chunksize);
   }
   /// As map(), with each item a tuple (or pair) unpacked into f's arguments.
   /// Blocks until all have run; throws as map(). Thread-safe.
-  template <class F, std::ranges::forward_range Range>
-  auto starmap(F f, const Range& items, std::size_t chunksize = 0) {
-    return starmap_async(f, items, chunksize).take();
+  template <class F, std::ranges::input_range Range>
+  auto starmap(F f, Range&& items, std::size_t chunksize = 0) {
+    return starmap_async(f, std::forward<Range>(items), chunksize).take();
   }
-  /// As map_async(), with each item unpacked as starmap() does. Returns at
-  /// once. Throws ValueError after close() or terminate(). Thread-safe.
-  template <class F, std::ranges::forward_range Range>
-  auto starmap_async(F f, const Range& items, std::size_t chunksize = 0) {
-    return map_chunks<true, detail::map_item_t<Range>>("starmap_async", f, items, chunksize);
+  /// As map_async(), with each item unpacked as starmap() does. Returns once
+  /// the input has been submitted; throws as map_async(). Thread-safe.
+  template <class F, std::ranges::input_range Range>
+  auto starmap_async(F f, Range&& items, std::size_t chunksize = 0) {
+    return map_items<true, detail::map_item_t<Range>>("starmap_async", f, items, chunksize);
   }
   /// Applies f to every item of any input range, lazily: the input is read a
   /// chunk at a time as results are consumed, with a bounded look-ahead, so an
@@ -202,8 +212,31 @@ class TaskPool {
   detail::Executor& executor() const noexcept { return *core_; }
 
  private:
+  // A multi-pass range goes through map_chunks(); a single-pass one is
+  // streamed (chunksize 0: from its size, or after buffering it all).
   template <bool Star, class Item, class F, class Range>
-  auto map_chunks(const char* call, F f, const Range& items, std::size_t chunksize) {
+  auto map_items(const char* call, F f, Range& items, std::size_t chunksize) {
+    if constexpr (std::ranges::forward_range<Range>) {
+      return map_chunks<Star, Item>(call, f, items, chunksize);
+    } else if constexpr (std::ranges::sized_range<Range>) {
+      if (chunksize == 0) {
+        chunksize = detail::auto_chunksize(static_cast<std::size_t>(std::ranges::size(items)), core_->processes());
+      }
+      return map_stream<Star, Item>(call, f, items, chunksize);
+    } else if (chunksize == 0) {
+      core_->check_running(call);  // before using the input up
+      std::vector<Item> buffered;
+      for (auto it = std::ranges::begin(items); it != std::ranges::end(items); ++it) {
+        buffered.push_back(static_cast<Item>(*it));
+      }
+      return map_chunks<Star, Item>(call, f, buffered, 0);
+    } else {
+      return map_stream<Star, Item>(call, f, items, chunksize);
+    }
+  }
+
+  template <bool Star, class Item, class F, class Range>
+  auto map_chunks(const char* call, F f, Range& items, std::size_t chunksize) {
     detail::check_chunk<F, Star, Item>();
     using R = detail::item_result_t<F, Star, Item>;
     using Whole = typename detail::MapAggregate<R>::Whole;
@@ -242,6 +275,71 @@ class TaskPool {
       std::ranges::advance(it, static_cast<std::ranges::range_difference_t<Range>>(n));
     }
     return AsyncResult<Whole>(std::move(whole));
+  }
+
+  // A single-pass input, read once a chunk at a time, each chunk submitted
+  // as soon as it is read (so its tasks run while the rest is read).
+  template <bool Star, class Item, class F, class Range>
+  auto map_stream(const char* call, F f, Range& items, std::size_t chunksize) {
+    detail::check_chunk<F, Star, Item>();
+    using R = detail::item_result_t<F, Star, Item>;
+    using Whole = typename detail::MapAggregate<R>::Whole;
+    core_->check_running(call);
+    auto whole = std::make_shared<detail::ResultState<Whole>>();
+    core_->attach(*whole);
+    auto aggregate = std::make_shared<detail::MapAggregate<R>>(whole, chunksize);
+    std::vector<std::weak_ptr<detail::ResultStateBase>> parts;
+    std::vector<Item> chunk;
+    chunk.reserve(std::min(chunksize, detail::max_auto_chunksize));
+    auto it = std::ranges::begin(items);
+    // Steps past the last item read only when the next one is needed: a
+    // stream is not asked for more before the chunk read so far is submitted.
+    bool step = false;
+    for (std::size_t index = 0;; ++index) {
+      chunk.clear();
+      try {
+        while (chunk.size() < chunksize) {
+          if (step) ++it;
+          step = false;
+          if (it == std::ranges::end(items)) break;
+          chunk.push_back(static_cast<Item>(*it));
+          step = true;
+        }
+      } catch (...) {
+        // The caller's own input failed, on the caller's thread: throw it here.
+        whole->set_parts(std::move(parts));
+        cancel_quietly(*whole);
+        throw;
+      }
+      if (chunk.empty()) break;
+      auto state = std::make_shared<detail::ChunkState<R>>(aggregate, index, chunk.size());
+      aggregate->add_chunk(index, chunk.size());
+      parts.push_back(state);
+      try {
+        core_->submit(
+            call, state,
+            [&](detail::OutputBuffer& out) {
+              detail::encode_chunk<F, Star, Item>(out, f, chunk.begin(), chunk.size());
+            },
+            TaskOptions{});
+      } catch (...) {
+        // Closed under our feet: the input stops here, and the whole fails with the reason.
+        if (index == 0) throw;
+        state->fail(std::current_exception());
+        break;
+      }
+    }
+    whole->set_parts(std::move(parts));  // cancel() on the whole cancels every chunk
+    aggregate->seal();
+    return AsyncResult<Whole>(std::move(whole));
+  }
+
+  static void cancel_quietly(detail::ResultStateBase& state) noexcept {
+    try {
+      state.cancel();
+    } catch (...) {
+      // Only a failing mutex: the chunks then run, and their results are dropped.
+    }
   }
 
   template <bool Ordered, class F, class Range>

@@ -8,9 +8,11 @@
 #include <future>
 #include <numeric>
 #include <procpool/mpi.hpp>
+#include <ranges>
 #include <set>
 #include <sstream>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <unistd.h>
 
@@ -105,6 +107,24 @@ TEST_CASE("mpi - map, map_async, starmap, starmap_async in input order" * doctes
   CHECK(pool.starmap_async(add, std::vector<std::tuple<int, int>>{{10, 1}}).get() == std::vector<int>{11});
   // Every item runs; the first failure by position is thrown.
   CHECK_THROWS_WITH_AS(pool.map(fail_on_three, xs, 2), "three is not allowed", std::invalid_argument);
+}
+
+TEST_CASE("mpi - map and starmap over a single-pass input range" * doctest::timeout(60)) {
+  procpool::mpi::Pool pool;
+  std::string text;
+  std::vector<int> expected, sums;
+  for (int i = 0; i < 500; ++i) {
+    text += std::to_string(i) + ' ';
+    expected.push_back(i * i);
+    sums.push_back(i + 1);
+  }
+  for (std::size_t chunksize : {0UL, 7UL}) {
+    std::istringstream in(text);
+    CHECK(pool.map(square, std::views::istream<int>(in), chunksize) == expected);
+    std::istringstream again(text);
+    auto pairs = std::views::istream<int>(again) | std::views::transform([](int i) { return std::pair<int, int>(i, 1); });
+    CHECK(pool.starmap_async(add, pairs, chunksize).get() == sums);
+  }
 }
 
 TEST_CASE("mpi - imap in order, imap_unordered in any order, lazily" * doctest::timeout(60)) {

@@ -29,9 +29,26 @@ class MapAggregate final : public ChunkSink<R> {
  public:
   using Whole = std::conditional_t<std::is_void_v<R>, void, std::vector<R>>;
 
+  // `items` known: that many items, in chunks of `chunksize`.
   MapAggregate(std::shared_ptr<ResultState<Whole>> whole, std::size_t items, std::size_t chunksize)
       : whole_(std::move(whole)), chunksize_(chunksize), chunks_left_((items + chunksize - 1) / chunksize) {
     if constexpr (!std::is_void_v<R>) values_.resize(items);
+  }
+  // Count unknown (a single-pass input): add_chunk() each chunk, then seal().
+  MapAggregate(std::shared_ptr<ResultState<Whole>> whole, std::size_t chunksize)
+      : whole_(std::move(whole)), chunksize_(chunksize), chunks_left_(0), sealed_(false) {}
+
+  // Before chunk `index` (of `count` items) is submitted: it may finish at once.
+  void add_chunk(std::size_t index, std::size_t count) {
+    std::lock_guard lock(mutex_);
+    ++chunks_left_;
+    if constexpr (!std::is_void_v<R>) values_.resize(index * chunksize_ + count);
+  }
+  // Every chunk has been added: the whole completes once they have finished.
+  void seal() noexcept {
+    std::unique_lock lock(mutex_);
+    sealed_ = true;
+    if (chunks_left_ == 0) finish(lock);
   }
 
   void chunk_done(std::size_t index, ChunkState<R>& chunk) noexcept override {
@@ -49,7 +66,12 @@ class MapAggregate final : public ChunkSink<R> {
         }
       }
     }
-    if (--chunks_left_ != 0) return;
+    if (--chunks_left_ != 0 || !sealed_) return;
+    finish(lock);
+  }
+
+ private:
+  void finish(std::unique_lock<std::mutex>& lock) noexcept {
     lock.unlock();
     if (error_) {
       whole_->fail(error_);
@@ -60,7 +82,6 @@ class MapAggregate final : public ChunkSink<R> {
     }
   }
 
- private:
   void note_error(std::size_t position, std::exception_ptr error) {
     if (!error_ || position < error_position_) {
       error_ = std::move(error);
@@ -72,6 +93,7 @@ class MapAggregate final : public ChunkSink<R> {
   std::size_t chunksize_;
   std::mutex mutex_;
   std::size_t chunks_left_;
+  bool sealed_ = true;
   std::vector<std::conditional_t<std::is_void_v<R>, char, R>> values_;
   std::exception_ptr error_;
   std::size_t error_position_ = 0;

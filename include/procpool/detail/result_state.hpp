@@ -20,6 +20,8 @@ namespace procpool::detail {
 // The pool that completes a state, which a waiter may pump; defined by the
 // engine (engine/executor/result_source.hpp).
 class ResultSource;
+// A pool's PoolOptions::max_pending count (engine/executor/pending_limit.hpp).
+class PendingLimit;
 
 // Completion, waiting and callbacks, independent of the value type.
 class ResultStateBase {
@@ -60,6 +62,11 @@ class ResultStateBase {
 
   // The pool that will complete this state, for waiters to pump.
   void set_source(std::weak_ptr<ResultSource> source) noexcept { source_ = std::move(source); }
+  // Before the task is queued: it holds a place of `limit` until it
+  // completes (complete() gives it back).
+  void hold_place(std::shared_ptr<PendingLimit> limit) noexcept { place_ = std::move(limit); }
+  // The task was not queued after all: gives its place back now.
+  void give_place_back() noexcept;
 
  protected:
   // The right to set the outcome: true for exactly one caller. Every path
@@ -81,6 +88,7 @@ class ResultStateBase {
   std::vector<std::function<void()>> callbacks_;
   std::exception_ptr error_;
   std::weak_ptr<ResultSource> source_;
+  std::shared_ptr<PendingLimit> place_;  // null unless the pool has a max_pending
 };
 
 template <class T>
