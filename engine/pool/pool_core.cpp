@@ -42,7 +42,7 @@ PoolCore::PoolCore(PoolOptions options)
     become_child({"PoolWorker-" + std::to_string(number), 0, true}, creator);
     const WorkerConfig config{&region_, &arenas_, slot, &options_.initializer, options_.maxtasksperchild};
     run_worker(config, std::move(socket));
-  });
+  }, options_.keep_fds);
   // Our zygote has them; the zygotes of pools built later must not keep them mapped.
   region_exclusion_.emplace(region_.address(), region_.size());
   arena_exclusion_.emplace(arenas_.mapping().data(), arenas_.mapping().size());

@@ -28,7 +28,10 @@ struct PoolOptions {
   std::chrono::milliseconds cancel_grace{1000};
   /// 0: unlimited; else apply_async (and the map family's submission) blocks while that many submitted tasks have not finished
   std::size_t max_pending = 0;
-  /// Descriptors the workers keep besides 0, 1 and 2; they close every other one they inherit
+  /// Descriptors the workers keep besides 0, 1 and 2; they close every other
+  /// one they inherit, so a pipe or connection the program holds when it
+  /// builds the pool is not held open by its workers. (Process children
+  /// are plain forks: they inherit everything.)
   std::vector<int> keep_fds;
 };
 
@@ -45,8 +48,10 @@ struct PoolOptions {
 ///
 /// The workers are forked when the pool is built, from a small helper process
 /// (the zygote) that also forks their replacements; they see the program's
-/// memory as it was then. A worker that dies fails only the task it was
-/// running (WorkerLost) and is replaced. The task surface (apply_async, map,
+/// memory as it was then, but none of its file descriptors (0, 1, 2 and
+/// PoolOptions::keep_fds aside) and none of its signal handlers: every signal
+/// is at its default and none is blocked. A worker that dies fails only the
+/// task it was running (WorkerLost) and is replaced. The task surface (apply_async, map,
 /// imap, close, join, terminate, ...) is TaskPool's. Every member but the
 /// constructors and the destructor is thread-safe.
 class Pool : public TaskPool {
