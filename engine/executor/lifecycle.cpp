@@ -72,7 +72,10 @@ bool Lifecycle::terminate_if_running(const std::exception_ptr& error) { return s
 
 bool Lifecycle::break_pool(const std::string& why) {
   if (!take_unfinished(false, &why)) return false;
-  steps_.stop_now(std::make_exception_ptr(BrokenPool(std::string(name_) + ": pool is broken: " + why)));
+  // Made in a statement of its own: the temporary error goes before any task
+  // holds a copy (TSan cannot see the count its message shares with them).
+  const auto error = std::make_exception_ptr(BrokenPool(std::string(name_) + ": pool is broken: " + why));
+  steps_.stop_now(error);
   return true;
 }
 
