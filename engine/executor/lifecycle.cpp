@@ -14,6 +14,7 @@ void Lifecycle::check_running(const char* call) const {
 }
 
 void Lifecycle::check_running_locked(const char* call) const {
+  if (!broken_.empty()) throw BrokenPool(message(call, ("pool is broken: " + broken_).c_str()));
   if (phase_ != Phase::running) {
     throw ValueError(message(call, phase_ == Phase::closing ? "pool is closed" : "pool is terminated"));
   }
@@ -28,11 +29,19 @@ void Lifecycle::close_locked() noexcept {
   if (phase_ == Phase::running) set_phase_locked(Phase::closing);
 }
 
+bool Lifecycle::broken() const {
+  std::lock_guard lock(mutex_);
+  return !broken_.empty();
+}
+
 void Lifecycle::close() {
+  // A broken pool has nothing left to close: not the caller's misuse.
+  if (broken()) return;
   check_running("close");
   steps_.before_closing();
   {
     std::lock_guard lock(mutex_);
+    if (!broken_.empty()) return;
     check_running_locked("close");
     set_phase_locked(Phase::closing);
   }
@@ -55,20 +64,36 @@ void Lifecycle::join() {
 void Lifecycle::terminate() {
   const auto error =
       std::make_exception_ptr(PoolTerminated(message("terminate", "the pool was terminated before the task finished")));
-  if (stop_now(error, false)) join();
+  // A broken pool stopped already; it still has to be joined.
+  if (stop_now(error, false) || broken()) join();
 }
 
 bool Lifecycle::terminate_if_running(const std::exception_ptr& error) { return stop_now(error, true); }
 
+bool Lifecycle::break_pool(const std::string& why) {
+  if (!take_unfinished(false, &why)) return false;
+  // Made in a statement of its own: the temporary error goes before any task
+  // holds a copy (TSan cannot see the count its message shares with them).
+  const auto error = std::make_exception_ptr(BrokenPool(std::string(name_) + ": pool is broken: " + why));
+  steps_.stop_now(error);
+  return true;
+}
+
 bool Lifecycle::stop_now(const std::exception_ptr& error, bool only_if_running) {
   {
     const auto outer = steps_.lock_before_terminating();
-    std::lock_guard lock(mutex_);
-    if (phase_ == Phase::terminated || (only_if_running && phase_ != Phase::running)) return false;
-    set_phase_locked(Phase::terminated);
-    steps_.take_unfinished_locked();
+    if (!take_unfinished(only_if_running, nullptr)) return false;
   }
   steps_.stop_now(error);
+  return true;
+}
+
+bool Lifecycle::take_unfinished(bool only_if_running, const std::string* broken) {
+  std::lock_guard lock(mutex_);
+  if (phase_ == Phase::terminated || (only_if_running && phase_ != Phase::running)) return false;
+  if (broken != nullptr) broken_ = *broken;
+  set_phase_locked(Phase::terminated);
+  steps_.take_unfinished_locked();
   return true;
 }
 

@@ -54,13 +54,15 @@ class Lifecycle {
   // A look without the lock: false once the pool stopped taking tasks.
   bool accepting() const noexcept { return !stopped_taking_; }
 
-  // Throw ValueError naming `call` unless the pool is running.
+  // Throw ValueError naming `call` unless the pool is running (BrokenPool
+  // once it is broken).
   void check_running(const char* call) const;
   void check_running_locked(const char* call) const;
 
   // Python's semantics: close() and a running pool's finish() let the queue
   // drain; terminate() also works after close() (a pool stuck behind a hung
   // task), a second terminate() does nothing; join() throws while running.
+  // On a broken pool close() does nothing and terminate() only joins.
   void close();
   void join();
   void terminate();
@@ -71,6 +73,12 @@ class Lifecycle {
   // The backend stops taking tasks itself (it cannot run them any more): a
   // running pool becomes closed, without close()'s steps.
   void close_locked() noexcept;
+  // The backend can run no task any more (its workers cannot start): as
+  // terminate_if_running() with BrokenPool, in the running or closing phase;
+  // from then on check_running() throws BrokenPool naming `why`. The caller
+  // holds lock_before_terminating()'s lock. Returns false (and does nothing)
+  // if the pool was terminated already.
+  bool break_pool(const std::string& why);
 
  private:
   // "<name>::<call>: <what>"
@@ -78,6 +86,10 @@ class Lifecycle {
   void set_phase_locked(Phase phase) noexcept;
   // terminate()'s first steps; false if it had nothing to do.
   bool stop_now(const std::exception_ptr& error, bool only_if_running);
+  // Under lock_before_terminating()'s lock: the phase becomes terminated
+  // (broken, with `broken`) and the backend takes the unfinished tasks.
+  bool take_unfinished(bool only_if_running, const std::string* broken);
+  bool broken() const;
 
   const char* const name_;
   LifecycleSteps& steps_;
@@ -85,6 +97,7 @@ class Lifecycle {
   Phase phase_ = Phase::running;
   // phase_ != running, for a look without the lock; written under mutex_.
   std::atomic<bool> stopped_taking_{false};
+  std::string broken_;  // why the pool is broken ("": it is not); under mutex_
   // Held while wait_stopped() runs, so it runs once; taken after no other lock.
   std::mutex join_mutex_;
   bool joined_ = false;

@@ -12,6 +12,9 @@
 
 namespace procpool::detail {
 
+// Room for the message of an initializer that threw, terminator included.
+inline constexpr std::size_t initializer_error_bytes = 256;
+
 // Per worker slot, shared between the parent and that slot's worker.
 struct SlotControl {
   // The task the worker is running (0: none). Set before the task's first
@@ -26,6 +29,11 @@ struct SlotControl {
   Doorbell results_space_bell;              // the worker sleeps here for room in its result ring
   RingControl tasks;
   RingControl results;
+  // Set by a worker whose initializer threw, after it wrote the message
+  // below; read and cleared by the parent when that worker has exited.
+  // Untrusted bytes: the reader bounds and terminates them.
+  alignas(cache_line) std::atomic<bool> initializer_failed{false};
+  char initializer_error[initializer_error_bytes] = {};
 };
 
 struct PoolControl {
@@ -33,6 +41,9 @@ struct PoolControl {
   // Parent threads now pumping result rings themselves (waiting in get()):
   // while non-zero, workers need not ring parent_bell after a result.
   alignas(cache_line) std::atomic<std::uint32_t> pumpers{0};
+  // Workers that have finished their initializer, all slots together: the
+  // parent tells initializer failures in a row from ones with a start between.
+  alignas(cache_line) std::atomic<std::uint64_t> workers_initialized{0};
 };
 
 // One anonymous shared mapping (Boost.Interprocess: MAP_SHARED |

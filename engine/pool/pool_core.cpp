@@ -1,6 +1,8 @@
 #include "engine/pool/pool_core.hpp"
 
+#include <algorithm>
 #include <cstring>
+#include <poll.h>
 #include <string>
 #include <utility>
 
@@ -35,7 +37,8 @@ PoolCore::PoolCore(PoolOptions options)
       pending_(options_.max_pending == 0 ? nullptr : std::make_shared<PendingLimit>(options_.max_pending)),
       watch_(options_, region_, processes_),
       table_(region_, options_, watch_, processes_),
-      drainer_(region_, arenas_, table_, watch_, lifecycle_) {
+      drainer_(region_, arenas_, table_, watch_, lifecycle_),
+      start_failures_(processes_) {
   // Everything the workers need is in this object, which the zygote inherits
   // as it is now (options_ included) and keeps unchanged.
   zygote_ = std::make_unique<Zygote>([this, creator = current_process()](int slot, UniqueFd socket, int number) {
@@ -43,28 +46,56 @@ PoolCore::PoolCore(PoolOptions options)
     become_child({"PoolWorker-" + std::to_string(number), 0, true}, creator);
     const WorkerConfig config{&region_, &arenas_, slot, &options_.initializer, options_.maxtasksperchild};
     run_worker(config, std::move(socket));
-  });
+  }, options_.keep_fds);
   // Our zygote has them; the zygotes of pools built later must not keep them mapped.
   region_exclusion_.emplace(region_.address(), region_.size());
   arena_exclusion_.emplace(arenas_.mapping().data(), arenas_.mapping().size());
-  for (int i = 0; i < processes_; ++i) zygote_->request({ZygoteRequest::Op::spawn, i, 0, 0});
-  // Wait for the first workers here, so worker_pids() is complete on return.
-  for (int started = 0; started < processes_;) {
+  start_workers();
+  table_.watch_released_blocks([this] { drainer_.signal(); });
+  drainer_.start(*zygote_, [this] { return handle_events(); });
+  watch_.start(*zygote_, table_, lifecycle_, [this] { drainer_.signal(); });
+}
+
+void PoolCore::start_workers() {
+  const auto spawn = [this](int slot) { zygote_->request({ZygoteRequest::Op::spawn, slot, 0, 0}); };
+  for (int i = 0; i < processes_; ++i) spawn(i);
+  // Until every worker has started (so worker_pids() is complete on return),
+  // or one has and the others wait for a retry, which the watch takes over.
+  std::int64_t next_retry = 0;
+  for (;;) {
+    {
+      std::lock_guard lock(lifecycle_.mutex());
+      if (next_retry != 0 && next_retry <= PoolWatch::now_ns()) {
+        bool gave_up = false;
+        next_retry = table_.retry_due_locked(PoolWatch::now_ns(), true, spawn, gave_up);
+      }
+      bool starting = false;
+      for (int i = 0; i < processes_; ++i) starting |= table_.slot(i).state == WorkerSlot::State::starting;
+      if (!starting && !table_.worker_pids_locked().empty()) {
+        if (next_retry != 0) watch_.retry_at_locked(next_retry);
+        return;
+      }
+    }
+    const std::int64_t wait_ns = next_retry == 0 ? -1 : std::max<std::int64_t>(next_retry - PoolWatch::now_ns(), 0);
+    pollfd control{zygote_->control_fd(), POLLIN, 0};
+    if (::poll(&control, 1, wait_ns < 0 ? -1 : static_cast<int>(wait_ns / 1'000'000 + 1)) <= 0) continue;
     ZygoteReport report{};
     UniqueFd socket;
     if (!zygote_->read_report(report, socket)) throw Error("procpool::Pool: the zygote died while starting workers");
     if (report.op == ZygoteReport::Op::spawned) {
       on_spawned(report.slot, report.pid, std::move(socket));
-      ++started;
     } else if (report.op == ZygoteReport::Op::spawn_failed) {
-      throw Error(std::string("procpool::Pool: cannot fork a worker: ") + std::strerror(report.status));
+      std::lock_guard lock(lifecycle_.mutex());
+      const std::int64_t now = PoolWatch::now_ns();
+      if (const std::int64_t when = table_.spawn_failed_locked(report.slot, now); when != 0) {
+        next_retry = next_retry == 0 ? when : std::min(next_retry, when);
+      }
+      const std::string why = start_failures_.fork_failed(report.status, now, !table_.worker_pids_locked().empty());
+      if (!why.empty()) throw BrokenPool("procpool::Pool: pool is broken: " + why);
     } else {
       watch_.push({PoolWatch::Event::Kind::report, report, std::move(socket)});
     }
   }
-  table_.watch_released_blocks([this] { drainer_.signal(); });
-  drainer_.start(*zygote_, [this] { return handle_events(); });
-  watch_.start(*zygote_, table_, lifecycle_, [this] { drainer_.signal(); });
 }
 
 std::shared_ptr<PoolCore> PoolCore::create(PoolOptions options) {
@@ -171,7 +202,7 @@ bool PoolCore::handle_events() {
     switch (e.report.op) {
       case ZygoteReport::Op::spawned: on_spawned(e.report.slot, e.report.pid, std::move(e.socket)); break;
       case ZygoteReport::Op::exited: on_exited(e.report.slot, e.report.pid, e.report.status); break;
-      case ZygoteReport::Op::spawn_failed: on_spawn_failed(e.report.slot); break;
+      case ZygoteReport::Op::spawn_failed: on_spawn_failed(e.report.slot, e.report.status); break;
     }
   }
   return !events.empty();
@@ -180,6 +211,7 @@ bool PoolCore::handle_events() {
 void PoolCore::on_spawned(int index, pid_t pid, UniqueFd socket) {
   std::lock_guard lock(lifecycle_.mutex());
   table_.started_locked(index, pid, std::move(socket));
+  start_failures_.forked();
 }
 
 void PoolCore::on_exited(int index, pid_t pid, int status) {
@@ -193,24 +225,33 @@ void PoolCore::on_exited(int index, pid_t pid, int status) {
   while (drainer_.drain_results(index)) {
   }
   std::vector<std::pair<PoolTask, std::exception_ptr>> failed;
+  std::string broken;  // why the pool gives up on its workers ("": it does not)
   {
     std::lock_guard lock(lifecycle_.mutex());
+    if (const auto error = take_initializer_error(region_.slot(index), status)) {
+      broken = start_failures_.initializer_failed(*error, region_.pool().workers_initialized.load());
+    }
     failed = table_.exited_locked(index, pid, status, watch_.take_timed_out(index));
-    if (table_.worker_needed_locked(lifecycle_.phase_locked())) {
+    if (broken.empty() && table_.worker_needed_locked(lifecycle_.phase_locked())) {
       table_.slot(index).state = WorkerSlot::State::starting;
       zygote_->request({ZygoteRequest::Op::spawn, index, 0, 0});
     }
   }
   for (auto& [task, error] : failed) task.state->fail(error);
+  if (!broken.empty()) lifecycle_.break_pool(broken);  // we hold the drain lock, its outer lock
 }
 
-void PoolCore::on_spawn_failed(int index) {
+void PoolCore::on_spawn_failed(int index, int error) {
   // Out of fds or processes for now, most likely: ask again later, and keep
-  // the pool's tasks waiting meanwhile.
-  std::lock_guard lock(lifecycle_.mutex());
-  if (const std::int64_t when = table_.spawn_failed_locked(index, PoolWatch::now_ns()); when != 0) {
-    watch_.retry_at_locked(when);
+  // the pool's tasks waiting meanwhile, unless no worker could start for long.
+  std::string broken;
+  {
+    std::lock_guard lock(lifecycle_.mutex());
+    const std::int64_t now = PoolWatch::now_ns();
+    if (const std::int64_t when = table_.spawn_failed_locked(index, now); when != 0) watch_.retry_at_locked(when);
+    broken = start_failures_.fork_failed(error, now, !table_.worker_pids_locked().empty());
   }
+  if (!broken.empty()) lifecycle_.break_pool(broken);  // we hold the drain lock, its outer lock
 }
 
 void PoolCore::on_zygote_lost() {

@@ -29,6 +29,7 @@
 #include "engine/pool/pool_watch.hpp"
 #include "engine/pool/result_drainer.hpp"
 #include "engine/pool/slot_table.hpp"
+#include "engine/pool/start_failures.hpp"
 #include "engine/process/zygote.hpp"
 #include "engine/sys/unique_fd.hpp"
 #include "engine/sys/zygote_exclusions.hpp"
@@ -78,11 +79,14 @@ class PoolCore final : public Executor, private LifecycleSteps {
     if (pending_) pending_->close();
   }
 
+  // Waits until the first workers have started, retrying those the zygote
+  // cannot fork; throws BrokenPool if none can be for fork_failure_limit.
+  void start_workers();
   // The watch's reports, on the result thread under the drain lock.
   bool handle_events();
   void on_spawned(int slot, pid_t pid, UniqueFd socket);
   void on_exited(int slot, pid_t pid, int status);
-  void on_spawn_failed(int slot);
+  void on_spawn_failed(int slot, int error);
   void on_zygote_lost();
 
   PoolOptions options_;
@@ -97,6 +101,7 @@ class PoolCore final : public Executor, private LifecycleSteps {
   SlotTable table_;  // under lifecycle_.mutex(), but for inflight's pop side
   ResultDrainer drainer_;
   std::unique_ptr<Zygote> zygote_;
+  StartFailures start_failures_;  // under lifecycle_.mutex()
   // Taken by terminate() under lifecycle_.mutex(), failed by the same call after it.
   std::vector<PoolTask> terminated_tasks_;
   std::optional<ZygoteExclusion> region_exclusion_;  // before region_ and arenas_ go

@@ -16,6 +16,7 @@
 #include "engine/ipc/result_blocks.hpp"
 #include "engine/ipc/side_channel.hpp"
 #include "engine/pool/block_channel.hpp"
+#include "engine/pool/start_failures.hpp"
 #include "procpool/errors.hpp"
 
 namespace procpool::detail {
@@ -168,17 +169,17 @@ void run_worker(const WorkerConfig& config, UniqueFd socket) {
   ::mallopt(M_TRIM_THRESHOLD, 128 << 20);
   // Its own view of the arenas: read the tasks', write only its own results.
   config.arenas->restrict_to(config.slot);
+  SlotControl& slot = config.region->slot(config.slot);
   if (config.initializer != nullptr && *config.initializer) {
     try {
       (*config.initializer)();
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "procpool: a worker's initializer threw: %s\n", e.what());
-      leave(worker_exit_initializer_failed);
+      leave_initializer_failed(slot, e.what());
     } catch (...) {
-      std::fprintf(stderr, "procpool: a worker's initializer threw a non-standard exception\n");
-      leave(worker_exit_initializer_failed);
+      leave_initializer_failed(slot, "a non-standard exception");
     }
   }
+  config.region->pool().workers_initialized.fetch_add(1, std::memory_order_relaxed);
   Worker worker(config, std::move(socket));
   std::size_t done = 0;
   while (worker.run_next()) {

@@ -13,10 +13,13 @@
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
+#include <utility>
+#include <vector>
 
 #include "procpool/errors.hpp"
 #include "engine/sys/constants.hpp"
 #include "engine/sys/fd_passing.hpp"
+#include "engine/sys/inherited.hpp"
 #include "engine/sys/pidfd.hpp"
 #include "engine/sys/zygote_exclusions.hpp"
 
@@ -31,18 +34,22 @@ bool send_report(int control, const ZygoteReport& report, int fd = -1) {
 
 class ZygoteProcess {
  public:
-  ZygoteProcess(int control, pid_t parent, const WorkerEntry& entry) : control_(control), entry_(entry) {
+  ZygoteProcess(int control, pid_t parent, const WorkerEntry& entry, std::vector<int> keep_fds)
+      : control_(control), entry_(entry), keep_fds_(std::move(keep_fds)) {
     ::prctl(PR_SET_NAME, "procpool-zygote");
-    drop_zygote_exclusions();
+    // Blocked, not handled: the parent's handlers must not run here (its
+    // SIGINT, SIGTERM), and the workers start with the defaults.
+    sigset_t all;
+    sigfillset(&all);
+    ::sigprocmask(SIG_SETMASK, &all, nullptr);
+    reset_signal_handlers();
+    drop_zygote_exclusions();  // before the fds go: it closes some by number
+    keep_fds_.push_back(control_);  // the room was reserved: nothing is allocated here
+    close_fds_except(keep_fds_);
+    keep_fds_.pop_back();  // a worker keeps its socket, not the zygote's
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
-    // Blocked as well: the terminal's signals to the whole process group. A
-    // parent that handles Ctrl-C keeps its pool; one that dies of it takes
-    // us along (parent_ below). Workers get old_mask_ back.
-    sigset_t blocked = chld;
-    for (const int terminal : {SIGINT, SIGQUIT, SIGHUP}) sigaddset(&blocked, terminal);
-    ::sigprocmask(SIG_BLOCK, &blocked, &old_mask_);
     sigchld_ = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
     // A pidfd becomes readable when the whole parent process is gone, whichever
     // thread forked us (PR_SET_PDEATHSIG would fire when that thread exits).
@@ -93,11 +100,11 @@ class ZygoteProcess {
       // The worker dies with the zygote (single-threaded, so the death signal is reliable).
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (::getppid() != zygote) ::_exit(0);
-      ::close(control_);
-      ::close(sigchld_);
-      ::close(parent_);
-      ::close(pair[0]);
-      ::sigprocmask(SIG_SETMASK, &old_mask_, nullptr);
+      keep_fds_.push_back(pair[1]);
+      close_fds_except(keep_fds_);
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
       entry_(slot, UniqueFd(pair[1]), number);
       ::_exit(0);
     }
@@ -136,15 +143,18 @@ class ZygoteProcess {
   int control_;
   int sigchld_ = -1;
   int parent_ = -1;
-  sigset_t old_mask_{};
   const WorkerEntry& entry_;
+  std::vector<int> keep_fds_;  // 0, 1, 2 and PoolOptions::keep_fds: what a worker inherits
   std::map<pid_t, int> children_;
   int spawned_ = 0;
 };
 
 }  // namespace
 
-Zygote::Zygote(WorkerEntry entry) {
+Zygote::Zygote(WorkerEntry entry, std::vector<int> keep_fds) {
+  // With room for the zygote's socket, then a worker's: the child must not allocate to add them.
+  keep_fds.insert(keep_fds.end(), {0, 1, 2});
+  keep_fds.reserve(keep_fds.size() + 1);
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
     throw Error(std::string("procpool::Pool: cannot create the zygote's socket: ") + std::strerror(errno));
@@ -154,7 +164,7 @@ Zygote::Zygote(WorkerEntry entry) {
   pid_ = ::fork();
   if (pid_ == 0) {
     ::close(pair[0]);
-    ZygoteProcess(pair[1], parent, entry).run();
+    ZygoteProcess(pair[1], parent, entry, std::move(keep_fds)).run();
   }
   ::close(pair[1]);
   if (pid_ < 0) {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <sys/types.h>
+#include <vector>
 
 #include "engine/sys/unique_fd.hpp"
 
@@ -29,13 +30,18 @@ struct ZygoteReport {
   std::int32_t status;  // exited: the wait status; spawn_failed: errno
 };
 
-// Runs in a fresh worker process: (slot, the worker's end of its socket, worker number). Must not return.
+// Runs in a fresh worker process: (slot, the worker's end of its socket,
+// worker number). Must not return. The worker has only fds 0, 1, 2, the
+// zygote's `keep_fds` and its socket; every signal at SIG_DFL, none blocked.
 using WorkerEntry = std::function<void(int slot, UniqueFd socket, int number)>;
 
 class Zygote {
  public:
-  // Forks the zygote. `entry` is called in each worker it forks.
-  explicit Zygote(WorkerEntry entry);
+  // Forks the zygote. `entry` is called in each worker it forks. The zygote
+  // closes every fd it inherits but 0, 1, 2 and `keep_fds` (which its
+  // workers inherit in turn), and blocks every signal: it leaves when asked,
+  // when the parent is gone, or when SIGKILLed.
+  explicit Zygote(WorkerEntry entry, std::vector<int> keep_fds = {});
   Zygote(const Zygote&) = delete;
   Zygote& operator=(const Zygote&) = delete;
   // Shuts the zygote down (killing any worker left) and reaps it.

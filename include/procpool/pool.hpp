@@ -22,7 +22,12 @@ int cpu_count();
 struct PoolOptions {
   int processes = 0;                          ///< The number of workers; 0: procpool::cpu_count()
   std::size_t maxtasksperchild = 0;           ///< 0: unlimited; else a worker is replaced after that many tasks
-  std::function<void()> initializer;          ///< Run once in every worker when it starts (replacements too)
+  /// Run once in every worker when it starts (replacements too). If it
+  /// throws, the worker exits and is replaced; after 3 × processes such
+  /// failures in a row (no worker finishing its initializer in between), the
+  /// pool is broken: unfinished results fail with BrokenPool, whose what()
+  /// holds the exception's message (its first 255 bytes).
+  std::function<void()> initializer;
   std::chrono::milliseconds task_timeout{0};  ///< 0: none; else a longer task fails with TaskTimeout (TaskOptions::timeout overrides it)
   /// How long a running task has to stop after AsyncResult::cancel() before its worker is killed and replaced
   std::chrono::milliseconds cancel_grace{1000};
@@ -38,7 +43,10 @@ struct PoolOptions {
   /// Callbacks (then()) run on the result thread, which never blocks here: a
   /// submission from one goes over the limit rather than wait for itself.
   std::size_t max_pending = 0;
-  /// Descriptors the workers keep besides 0, 1 and 2; they close every other one they inherit
+  /// Descriptors the workers keep besides 0, 1 and 2; they close every other
+  /// one they inherit, so a pipe or connection the program holds when it
+  /// builds the pool is not held open by its workers. (Process children
+  /// are plain forks: they inherit everything.)
   std::vector<int> keep_fds;
 };
 
@@ -55,26 +63,37 @@ struct PoolOptions {
 ///
 /// The workers are forked when the pool is built, from a small helper process
 /// (the zygote) that also forks their replacements; they see the program's
-/// memory as it was then. A worker that dies fails only the task it was
-/// running (WorkerLost) and is replaced. The task surface (apply_async, map,
-/// imap, close, join, terminate, ...) is TaskPool's. Every member but the
+/// memory as it was then, but none of its file descriptors (0, 1, 2 and
+/// PoolOptions::keep_fds aside) and none of its signal handlers: every signal
+/// is at its default and none is blocked. A worker that dies fails only the
+/// task it was running (WorkerLost) and is replaced. A worker that cannot be
+/// forked (out of processes or fds) is asked for again, with a back-off,
+/// while the tasks wait; once no worker at all could be started for 5 s, the
+/// pool is broken (BrokenPool, saying why). The task surface (apply_async,
+/// map, imap, close, join, terminate, ...) is TaskPool's. Every member but the
 /// constructors and the destructor is thread-safe.
 class Pool : public TaskPool {
  public:
-  /// Starts cpu_count() workers. Blocks until they have all started. Throws
-  /// Error if a worker cannot be forked.
+  /// Starts cpu_count() workers. Blocks until they have all started (see
+  /// Pool(PoolOptions) for workers that cannot be forked). Throws Error if
+  /// the pool's resources cannot be had.
   Pool();
-  /// Starts `processes` workers. Blocks until they have all started. Throws
-  /// ValueError if processes < 1, Error if a worker cannot be forked.
+  /// Starts `processes` workers. Blocks until they have all started (see
+  /// Pool(PoolOptions)). Throws ValueError if processes < 1, Error if the
+  /// pool's resources cannot be had.
   explicit Pool(int processes);
   /// Starts options.processes workers (0: cpu_count()) with the other
-  /// options. Blocks until they have all started. Throws ValueError if
-  /// options.processes < 0, Error if a worker cannot be forked.
+  /// options. Blocks until they have all started, retrying those that cannot
+  /// be forked; if some have started by then, returns and the pool goes on
+  /// retrying the others. Throws ValueError if options.processes < 0;
+  /// BrokenPool (an Error) if no worker could be forked for 5 s; Error if
+  /// the pool's other resources (memory, sockets, the zygote) cannot be had.
   explicit Pool(PoolOptions options);
 
   /// The pids of the workers running now (a replacement has a new pid; one
   /// being replaced is missing). Never blocks on the tasks. Throws ValueError
-  /// after close() or terminate(). Thread-safe.
+  /// after close() or terminate(), BrokenPool once the pool is broken.
+  /// Thread-safe.
   std::vector<pid_t> worker_pids() const;
 };
 

@@ -46,6 +46,11 @@ using map_item_t = wire_t<std::ranges::range_value_t<Range>>;
 /// not compile, with a message that says why. Every member but the
 /// destructor is thread-safe: several threads may submit tasks, wait, and
 /// close the pool at once.
+///
+/// A pool whose workers cannot start is broken (see BrokenPool): every call
+/// documented to throw ValueError after close() or terminate() (submissions,
+/// share(), size()) throws BrokenPool instead, naming the cause; close()
+/// does nothing, join(), terminate() and the destructor return promptly.
 class TaskPool {
  public:
   /// Not copyable: a pool owns its workers.
