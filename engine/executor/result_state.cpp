@@ -51,10 +51,11 @@ bool ResultStateBase::wait_for(std::chrono::nanoseconds timeout) const noexcept 
   return true;
 }
 
-void ResultStateBase::fail(std::exception_ptr error) noexcept {
-  if (!claim()) return;
+bool ResultStateBase::fail(std::exception_ptr error) noexcept {
+  if (!claim()) return false;
   error_ = std::move(error);
   complete();
+  return true;
 }
 
 bool ResultStateBase::cancel() {

@@ -78,7 +78,7 @@ PoolCore::~PoolCore() {
 }
 
 void PoolCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
-                      FunctionRef<void(OutputBuffer&)> encode, const TaskOptions& /*options*/) {
+                      FunctionRef<void(OutputBuffer&)> encode, const TaskOptions& options) {
   // A first look without the lock, so a closed pool does not serialize the
   // task; the check that counts is the one under the lock below.
   if (!lifecycle_.accepting()) check_running(call);
@@ -110,6 +110,7 @@ void PoolCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
   state->set_source(result_source());
   task.state = std::move(state);
   task.blocks = blocks.take();
+  task.options = options;
   std::lock_guard lock(lifecycle_.mutex());
   lifecycle_.check_running_locked(call);
   table_.queue_locked(std::move(task), out.data(), out.size());

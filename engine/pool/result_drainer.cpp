@@ -8,6 +8,7 @@
 #include "engine/pool/pool_watch.hpp"
 #include "engine/executor/payload.hpp"
 #include "engine/pool/worker.hpp"
+#include "procpool/errors.hpp"
 
 namespace procpool::detail {
 
@@ -131,7 +132,32 @@ bool ResultDrainer::pump() noexcept {
   return progressed;
 }
 
-bool ResultDrainer::cancel(ResultStateBase& /*state*/) { return false; }  // TODO(issue 14)
+bool ResultDrainer::cancel(ResultStateBase& state) {
+  // The outcome first: from here no result can complete it, and a worker's
+  // death fails it no more (nor retries it). Its callbacks run on this thread.
+  if (!state.fail(std::make_exception_ptr(Cancelled("procpool::AsyncResult::cancel: the task was cancelled")))) {
+    return false;
+  }
+  bool closing = false;
+  {
+    // Both locks: a task in a ring leaves `inflight` from the middle.
+    std::lock_guard drain(drain_mutex_);
+    std::lock_guard lock(lifecycle_.mutex());
+    const Lifecycle::Phase phase = lifecycle_.phase_locked();
+    if (phase == Lifecycle::Phase::terminated) return true;
+    closing = phase == Lifecycle::Phase::closing;
+    // Read under the lock: the task cannot move between rings while we look.
+    const std::uint64_t ref = state.task_id();
+    const SlotTable::Cancel where = table_.cancel_locked(ref);
+    if (where.where == SlotTable::Cancel::Where::running) watch_.watch_cancelled(ref & task_ref_id_mask);
+    // Its place in the ring goes to the next task now, as a result would give it.
+    if (where.where == SlotTable::Cancel::Where::ring) table_.dispatch_backlog_locked();
+  }
+  // The result thread need not wake per cancel (a map may cancel thousands),
+  // only when the pool closes: the backlog may now be empty, and the workers due a stop.
+  if (closing) signal();
+  return true;
+}
 
 void ResultDrainer::begin_pumping() noexcept { region_.pool().pumpers.fetch_add(1, std::memory_order_seq_cst); }
 

@@ -38,8 +38,9 @@ class ResultStateBase {
   // unless something else completed it first (a cancel()). Throws (and
   // stays pending) if the bytes do not deserialize.
   virtual void deliver(InputBuffer& in, pid_t worker_pid) = 0;
-  // Completes with an error. Does nothing if already complete. Any thread.
-  void fail(std::exception_ptr error) noexcept;
+  // Completes with an error. Does nothing if already complete (or being
+  // completed); returns whether this call completed it. Any thread.
+  bool fail(std::exception_ptr error) noexcept;
 
   // AsyncResult::cancel(): false if already complete; else cancels the parts
   // (a map's chunks) or asks the pool to cancel the task, and fails with
