@@ -92,6 +92,15 @@ int slow_item(int id) {
   board->runs[id].fetch_add(1);
   return id;
 }
+// Items from 3 on wait for the gate.
+int gated_item(int id) {
+  if (id >= 3) {
+    board->started.fetch_add(1);
+    while (board->gate.load() == 0) std::this_thread::sleep_for(1ms);
+  }
+  board->runs[id].fetch_add(1);
+  return id;
+}
 int sleep_ms(int ms) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
   return ms;
@@ -364,6 +373,30 @@ TEST_CASE("cancel - a map_async result cancels every chunk" * doctest::timeout(1
     for (int i = 0; i < 4000; ++i) ran += static_cast<int>(board->runs[i].load());
     MESSAGE("chunks that ran: " << ran << " of 4000");
     CHECK(ran < 2000);
+  }
+  unmap_board();
+}
+
+TEST_CASE("cancel - destroying an imap iterator before its end cancels its unstarted chunks" * doctest::timeout(60)) {
+  map_board();
+  {
+    procpool::Pool pool(1);
+    std::vector<int> items(100);
+    for (int i = 0; i < 100; ++i) items[static_cast<std::size_t>(i)] = i;
+    {
+      auto it = pool.imap(gated_item, items);
+      for (int i = 0; i < 3; ++i) CHECK(it.next() == i);
+      // Item 3 runs (held at the gate); a few more were submitted behind it.
+      REQUIRE(test_support::eventually([] { return board->started.load() == 1; }));
+    }
+    board->gate.store(1);
+    CHECK(pool.apply(count_run, 99) == 99);  // after whatever was left on the one worker
+    CHECK(board->runs[3].load() == 1u);      // the running one finished
+    int later = 0;
+    for (int i = 4; i < 99; ++i) later += static_cast<int>(board->runs[i].load());
+    CHECK(later == 0);
+    pool.close();  // the abandoned imap's input is not read on close
+    pool.join();
   }
   unmap_board();
 }

@@ -73,6 +73,19 @@ bool ResultStateBase::cancel() {
   return false;
 }
 
+bool ResultStateBase::cancel_unstarted() {
+  if (ready()) return false;
+  if (!parts_.empty()) {
+    bool any = false;
+    for (const auto& weak : parts_) {
+      if (const auto part = weak.lock()) any |= part->cancel_unstarted();
+    }
+    return any;
+  }
+  if (const auto source = source_.lock()) return source->cancel_unstarted(*this);
+  return false;
+}
+
 void ResultStateBase::complete() noexcept {
   std::vector<std::function<void()>> callbacks;
   {

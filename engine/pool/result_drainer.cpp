@@ -3,6 +3,7 @@
 #include <array>
 #include <csignal>
 #include <optional>
+#include <utility>
 
 #include "engine/ipc/side_channel.hpp"
 #include "engine/pool/pool_watch.hpp"
@@ -157,6 +158,33 @@ bool ResultDrainer::cancel(ResultStateBase& state) {
   // only when the pool closes: the backlog may now be empty, and the workers due a stop.
   if (closing) signal();
   return true;
+}
+
+bool ResultDrainer::cancel_unstarted(ResultStateBase& state) {
+  if (state.ready()) return false;
+  std::vector<std::function<void()>> callbacks;
+  bool cancelled = false;
+  bool closing = false;
+  {
+    // Where the task is and its outcome are decided together, under the
+    // pool mutex: no worker can be handed it meanwhile.
+    std::lock_guard drain(drain_mutex_);
+    std::lock_guard lock(lifecycle_.mutex());
+    const Lifecycle::Phase phase = lifecycle_.phase_locked();
+    if (phase == Lifecycle::Phase::terminated) return false;
+    closing = phase == Lifecycle::Phase::closing;
+    const SlotTable::Cancel where = table_.cancel_locked(state.task_id(), false);
+    if (where.where == SlotTable::Cancel::Where::backlog || where.where == SlotTable::Cancel::Where::ring) {
+      // Its callbacks are run below, with no lock held.
+      auto* const outer = std::exchange(deferred_callbacks, &callbacks);
+      cancelled = state.fail(std::make_exception_ptr(Cancelled("procpool::AsyncResult::cancel: the task was cancelled")));
+      deferred_callbacks = outer;
+    }
+    if (where.where == SlotTable::Cancel::Where::ring) table_.dispatch_backlog_locked();
+  }
+  run_callbacks(callbacks);
+  if (closing) signal();
+  return cancelled;
 }
 
 void ResultDrainer::begin_pumping() noexcept { region_.pool().pumpers.fetch_add(1, std::memory_order_seq_cst); }

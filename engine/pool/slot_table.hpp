@@ -109,11 +109,13 @@ class SlotTable {
   // is already failed: a task still in a ring is marked so its worker skips
   // it, and leaves `inflight`; one its worker claimed is asked to stop. A task
   // in the backlog is dropped when dispatch reaches it. Needs the drain lock too.
+  // Without `stop_running`, a claimed task is left alone.
   struct Cancel {
-    enum class Where { elsewhere, ring, running } where = Where::elsewhere;
+    // backlog: there or not queued yet; done: its worker has finished it
+    enum class Where { backlog, ring, running, done } where = Where::backlog;
     int slot = -1;  // where it runs
   };
-  Cancel cancel_locked(std::uint64_t ref);
+  Cancel cancel_locked(std::uint64_t ref, bool stop_running = true);
   void send_stops_locked();
   // Moves tasks a busy worker has not started to a worker with none.
   void steal_for_idle_workers_locked();

@@ -8,17 +8,21 @@
 
 namespace procpool::detail {
 
-SlotTable::Cancel SlotTable::cancel_locked(std::uint64_t ref) {
+SlotTable::Cancel SlotTable::cancel_locked(std::uint64_t ref, bool stop_running) {
   const int at = static_cast<int>(ref >> task_ref_slot_shift) - 1;
   const std::uint64_t id = ref & task_ref_id_mask;
   // No slot: in the backlog (or not queued yet), where dispatch drops it.
-  if (at < 0 || at >= size() || slot(at).state != WorkerSlot::State::running) return {};
+  if (at < 0 || at >= size()) return {};
+  // The slot is cleared only after its tasks are failed or re-queued (which resets the ref).
+  if (slot(at).state != WorkerSlot::State::running) return {Cancel::Where::done, at};
   WorkerSlot& s = slot(at);
   FrameView frame{};
   for (std::uint64_t position = s.tasks.head_position(); s.tasks.peek_at(position, frame); position += frame.span) {
     if (frame.header.kind != FrameKind::task || frame.header.task_id != id) continue;
     if ((s.tasks.marks(frame) & frame_stolen) != 0) continue;  // an earlier trip through this ring
+    if (!stop_running && (s.tasks.marks(frame) & frame_claimed) != 0) return {Cancel::Where::running, at};
     if (!s.tasks.try_mark(frame, frame_stolen)) {
+      if (!stop_running) return {Cancel::Where::running, at};
       // Claimed: it runs (or has just finished). Ask it to stop; the
       // request names the task, so it cannot stop the next one.
       SlotControl& shared = region_.slot(at);
@@ -42,7 +46,7 @@ SlotTable::Cancel SlotTable::cancel_locked(std::uint64_t ref) {
     if (dropped) watch_.task_count_changed(-1);
     return {Cancel::Where::ring, at};
   }
-  return {};  // its worker is done with it; the result is dropped when it comes
+  return {Cancel::Where::done, at};  // its worker is done with it; the result is dropped when it comes
 }
 
 std::exception_ptr SlotTable::lost_task_locked(PoolTask& task, const std::string& why, bool timed_out,

@@ -46,6 +46,9 @@ class ResultStateBase {
   // (a map's chunks) or asks the pool to cancel the task, and fails with
   // Cancelled. Thread-safe.
   bool cancel();
+  // As cancel(), but only if the task has not started (nor a part of it):
+  // a running task is left alone. For an abandoned imap. Thread-safe.
+  bool cancel_unstarted();
   // For a whole made of parts (map_async): cancel() cancels each of them.
   void set_parts(std::vector<std::weak_ptr<ResultStateBase>> parts) { parts_ = std::move(parts); }
   // The engine's name for the task behind this state (0: none yet), so that
