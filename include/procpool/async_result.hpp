@@ -102,13 +102,20 @@ class [[nodiscard]] AsyncResult {
     return !state_->error();
   }
   /// Cancels the task. If it has not started, it never runs. If it is
-  /// running, procpool::this_task::stop_requested() becomes true in it, and
-  /// if it has not finished PoolOptions::cancel_grace later its worker is
-  /// killed and replaced. Either way the result fails with Cancelled at once
-  /// (waiters wake, error callbacks run) and cancel() returns true. If the
-  /// task had already finished, nothing changes and it returns false. On a
-  /// map_async / starmap_async result it cancels every chunk. On a
-  /// procpool::mpi::Pool only a task not yet sent to a rank can be cancelled.
+  /// running, procpool::this_task::stop_requested() becomes true in it (and
+  /// its this_task::stop_token() stops), and if it has not finished
+  /// PoolOptions::cancel_grace later its worker is killed and replaced.
+  /// Either way the result fails with Cancelled at once: waiters wake, and
+  /// error callbacks run on the thread calling cancel(), before it returns;
+  /// cancel() returns true. A result the task still sends is dropped; a
+  /// cancelled task is never retried. If the task had already finished (its
+  /// outcome is set), nothing changes and it returns false. On a map_async /
+  /// starmap_async result it cancels every chunk (true if any was
+  /// cancelled). On a procpool::mpi::Pool only a task not yet sent to a rank
+  /// can be cancelled.
+  /// Cost on a procpool::Pool: the pool's locks, briefly; a task still in a
+  /// worker's ring costs a walk over that ring (at most 1024 tasks), one in
+  /// the pool's queue nothing more (it is dropped when its turn comes).
   /// Never blocks on the task; throws ValueError if the result is empty.
   /// Thread-safe.
   bool cancel() const { return checked().cancel(); }
