@@ -197,12 +197,14 @@ TEST_CASE("cancel - a running task sees stop_requested(); the result fails with 
 TEST_CASE("cancel - the running task's stop_token stops and its stop_callback runs" * doctest::timeout(60)) {
   map_board();
   {
-    procpool::Pool pool(1);
+    // A long grace: a loaded machine must not turn a slow stop into a kill here.
+    procpool::Pool pool([] { procpool::PoolOptions o; o.processes = 1; o.cancel_grace = 20s; return o; }());
+    const auto pids = pool.worker_pids();
     auto r = pool.apply_async(until_stop_token);
     REQUIRE(test_support::eventually([] { return board->started.load() == 1; }));
     CHECK(r.cancel());
     CHECK(is_cancelled(r));
-    CHECK(test_support::eventually([] { return board->callbacks.load() == 1 && board->saw_stop.load() == 1; }));
+    CHECK(test_support::eventually([] { return board->callbacks.load() == 1 && board->saw_stop.load() == 1; }, 15s));
     // A token asked for by the next task does not start stopped.
     board->started.store(0);
     auto next = pool.apply_async(until_stop_token);
@@ -210,7 +212,10 @@ TEST_CASE("cancel - the running task's stop_token stops and its stop_callback ru
     std::this_thread::sleep_for(50ms);
     CHECK(board->callbacks.load() == 1);
     CHECK(next.cancel());
-    CHECK(test_support::eventually([] { return board->callbacks.load() == 2 && board->saw_stop.load() == 2; }));
+    CHECK(test_support::eventually([] { return board->callbacks.load() == 2 && board->saw_stop.load() == 2; }, 15s));
+    CHECK(board->callbacks.load() == 2);
+    CHECK(board->saw_stop.load() == 2);
+    CHECK(pool.worker_pids() == pids);
   }
   unmap_board();
 }
