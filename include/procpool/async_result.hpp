@@ -122,9 +122,10 @@ class [[nodiscard]] AsyncResult {
   /// Calls `callback` with the value, or `error_callback` with the error, once:
   /// on the pool's result-handling thread, or at once on this thread if the
   /// task has already finished (a result failed by terminate() calls it on
-  /// the thread in terminate()). Exceptions thrown by a callback are reported
-  /// on stderr and otherwise ignored. Never blocks on the task. Throws
-  /// ValueError if the result is empty. Thread-safe.
+  /// the thread in terminate(), one failed by cancel() on the thread in
+  /// cancel()). Exceptions thrown by a callback are reported on stderr and
+  /// otherwise ignored. Never blocks on the task. Throws ValueError if the
+  /// result is empty. Thread-safe.
   void then(Callback callback, std::function<void(std::exception_ptr)> error_callback = {}) const {
     auto state = checked_state();
     state->on_complete([state, callback = std::move(callback), error_callback = std::move(error_callback)] {
