@@ -211,6 +211,89 @@ TEST_CASE("chaos - large payloads both ways while workers are SIGKILLed" * docte
   ::munmap(shared, shared_size);
 }
 
+TEST_CASE("chaos - a third of the tasks cancelled at random moments while workers are SIGKILLed" *
+          doctest::timeout(300)) {
+  void* shared = map_counters();
+  REQUIRE(shared != nullptr);
+  constexpr int n = 20000;
+  const auto fds = test_support::open_fd_count();
+  const auto shm = test_support::dev_shm();
+  const auto children = test_support::children_of(::getpid());
+  std::vector<procpool::AsyncResult<int>> results(n);
+  std::vector<std::atomic<int>> endings(n);      // callbacks run per result: exactly one each
+  std::vector<std::atomic<int>> cancel_said(n);  // cancel() returned true
+  std::atomic<int> submitted{0};
+  int values = 0, cancelled = 0, lost = 0, timed_out = 0, other = 0, kills = 0;
+  {
+    procpool::Pool pool(2);
+    auto killer = std::make_unique<WorkerKiller>(pool, 4242);
+    // Cancels a third of the submitted tasks, at random moments: queued, in a ring, running or done.
+    std::thread canceller([&] {
+      std::mt19937 rng(99);
+      for (int i = 0; i < n / 3; ++i) {
+        int have = 0;
+        while ((have = submitted.load()) == 0) std::this_thread::yield();
+        const int victim = static_cast<int>(rng() % static_cast<unsigned>(have));
+        if (results[static_cast<std::size_t>(victim)].cancel()) cancel_said[static_cast<std::size_t>(victim)] = 1;
+        if (rng() % 64 == 0) std::this_thread::sleep_for(std::chrono::microseconds(rng() % 500));
+      }
+    });
+    for (int i = 0; i < n; ++i) {
+      // Some with a time limit and a retry, so retries race the kills and the cancels too.
+      auto r = i % 4 == 0 ? pool.apply_async(procpool::TaskOptions{.timeout = 5000ms, .retries = 1}, finish_task, i)
+                          : pool.apply_async(finish_task, i);
+      r.then([&endings, i](int) { endings[static_cast<std::size_t>(i)].fetch_add(1); },
+             [&endings, i](std::exception_ptr) { endings[static_cast<std::size_t>(i)].fetch_add(1); });
+      results[static_cast<std::size_t>(i)] = std::move(r);
+      submitted.store(i + 1);
+    }
+    canceller.join();
+    for (int i = 0; i < n; ++i) {
+      auto& r = results[static_cast<std::size_t>(i)];
+      try {
+        const int value = r.get();  // outside CHECK, which would swallow the error
+        CHECK(value == i);
+        ++values;
+        // A value comes from one run; a retried task's killed attempt may have
+        // reached its end before its worker died unpublished.
+        CHECK(completions[i].load() >= 1u);
+        CHECK(completions[i].load() <= (i % 4 == 0 ? 2u : 1u));
+      } catch (const procpool::Cancelled&) {
+        ++cancelled;
+        CHECK(cancel_said[static_cast<std::size_t>(i)].load() == 1);
+      } catch (const procpool::WorkerLost&) {
+        ++lost;
+      } catch (const procpool::TaskTimeout&) {
+        ++timed_out;
+      } catch (...) {
+        ++other;
+      }
+    }
+    kills = killer->kills();
+    killer.reset();
+    CHECK(test_support::eventually([&] { return pool.worker_pids().size() == 2; }));
+    CHECK(pool.apply(finish_task, 0) == 0);  // still serving
+    completions[0].fetch_sub(1);
+  }
+  MESSAGE("kills: " << kills << ", values: " << values << ", cancelled: " << cancelled << ", lost: " << lost
+                    << ", timed out: " << timed_out);
+  CHECK(other == 0);
+  CHECK(values + cancelled + lost + timed_out == n);
+  CHECK(cancelled > 0);
+  int twice = 0;
+  int not_once = 0;
+  for (int i = 0; i < n; ++i) {
+    if (completions[i].load() > (i % 4 == 0 ? 2u : 1u)) ++twice;
+    if (endings[static_cast<std::size_t>(i)].load() != 1) ++not_once;
+  }
+  CHECK(twice == 0);     // no task without retries ran to completion twice; none ran more than its attempts
+  CHECK(not_once == 0);  // every result ended exactly once
+  CHECK(test_support::open_fd_count() == fds);
+  CHECK(test_support::dev_shm() == shm);
+  CHECK(test_support::eventually([&] { return test_support::children_of(::getpid()) == children; }));
+  ::munmap(shared, shared_size);
+}
+
 TEST_CASE("chaos - when the parent is SIGKILLed, its workers and zygote are gone within a second" *
           doctest::timeout(60)) {
   // Orphans are re-parented to us, so we can see them end and reap them.

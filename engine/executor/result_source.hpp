@@ -26,6 +26,9 @@ class ResultSource {
   // returns true, or returns false if it had already finished. Thread-safe;
   // called with no pool lock held.
   virtual bool cancel(ResultStateBase& state) = 0;
+  // As cancel(), but a task that has started is left alone (returns false).
+  // By default nothing is cancelled.
+  virtual bool cancel_unstarted(ResultStateBase& /*state*/) { return false; }
 
  protected:
   ~ResultSource() = default;

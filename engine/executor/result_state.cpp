@@ -53,10 +53,11 @@ bool ResultStateBase::wait_for(std::chrono::nanoseconds timeout) const noexcept 
   return true;
 }
 
-void ResultStateBase::fail(std::exception_ptr error) noexcept {
-  if (!claim()) return;
+bool ResultStateBase::fail(std::exception_ptr error) noexcept {
+  if (!claim()) return false;
   error_ = std::move(error);
   complete();
+  return true;
 }
 
 bool ResultStateBase::cancel() {
@@ -71,6 +72,19 @@ bool ResultStateBase::cancel() {
   }
   if (const auto source = source_.lock()) return source->cancel(*this);
   // No pool behind it any more: it can only have been failed, or be about to.
+  return false;
+}
+
+bool ResultStateBase::cancel_unstarted() {
+  if (ready()) return false;
+  if (!parts_.empty()) {
+    bool any = false;
+    for (const auto& weak : parts_) {
+      if (const auto part = weak.lock()) any |= part->cancel_unstarted();
+    }
+    return any;
+  }
+  if (const auto source = source_.lock()) return source->cancel_unstarted(*this);
   return false;
 }
 

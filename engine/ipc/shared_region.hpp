@@ -22,6 +22,11 @@ struct SlotControl {
   // with this set lost exactly that task.
   alignas(cache_line) std::atomic<std::uint64_t> running_task{0};
   std::atomic<std::int64_t> started_ns{0};  // CLOCK_MONOTONIC when running_task was set
+  // The task the parent asks to stop (cancel(), or its soft time-out): it
+  // applies while running_task equals it, so it never stops the next task.
+  // Written by the parent only; reset with the slot's worker.
+  alignas(cache_line) std::atomic<std::uint64_t> stop_task{0};
+  Doorbell stop_bell;  // rung after stop_task changes; the worker's stop watcher sleeps here
   // Arena results the parent has read (written by the parent only): the
   // worker reuses their blocks (ResultBlocks). Reset with the slot's worker.
   alignas(cache_line) std::atomic<std::uint64_t> arena_results_taken{0};

@@ -110,7 +110,7 @@ PoolCore::~PoolCore() {
 }
 
 void PoolCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
-                      FunctionRef<void(OutputBuffer&)> encode, const TaskOptions& /*options*/) {
+                      FunctionRef<void(OutputBuffer&)> encode, const TaskOptions& options) {
   // A first look without the lock, so a closed pool does not serialize the
   // task; the check that counts is the one under the lock below.
   if (!lifecycle_.accepting()) check_running(call);
@@ -151,6 +151,7 @@ void PoolCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
   state->set_source(result_source());
   task.state = std::move(state);
   task.blocks = blocks.take();
+  task.options = options;
   ResultStateBase* const queued = task.state.get();  // the caller holds it too
   std::unique_lock lock(lifecycle_.mutex());
   try {

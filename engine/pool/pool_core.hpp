@@ -8,8 +8,10 @@
 //                              the result rings (result thread, or a pumper)
 //   2. lifecycle_.mutex()      the phase and the whole slot table: slots,
 //                              backlog, the push side of inflight
-//   3. ResultDrainer::callbacks_mutex_, PoolWatch::events_mutex_, the task
-//      arena's ArenaAllocator mutex, ReleasedBlocks' mutex: leaves
+//   3. ResultDrainer::callbacks_mutex_, PoolWatch::events_mutex_ and
+//      watched_mutex_, the task arena's ArenaAllocator mutex, ReleasedBlocks'
+//      mutex: leaves
+// AsyncResult::cancel() fails the result first, under no lock, then takes 1 and 2.
 // The lifecycle's join mutex is taken with none of these held. No lock is
 // held while user callbacks run.
 #pragma once

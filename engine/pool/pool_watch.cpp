@@ -79,10 +79,18 @@ void PoolWatch::retry_at_locked(std::int64_t when_ns) noexcept {
 
 int PoolWatch::poll_timeout_ms() const {
   int wait_ms = -1;
-  const auto timeout = options_.task_timeout.count();
-  if (timeout > 0 && inflight_total_.load(std::memory_order_relaxed) != 0) {
+  std::int64_t limit_ms = 0;
+  if (const auto timeout = options_.task_timeout.count(); timeout > 0 && inflight_total_.load(std::memory_order_relaxed) != 0) {
+    limit_ms = timeout;
+  }
+  if (watched_count_.load(std::memory_order_relaxed) != 0) {
+    const std::int64_t watched_ms = watched_min_ns_.load(std::memory_order_relaxed) / 1'000'000;
+    limit_ms = limit_ms == 0 ? watched_ms : std::min(limit_ms, watched_ms);
+    limit_ms = std::max<std::int64_t>(limit_ms, 1);
+  }
+  if (limit_ms > 0) {
     // Check four times per time-out period: a task is killed at most 25% late.
-    wait_ms = static_cast<int>(std::clamp<std::int64_t>(timeout / 4, 1, 100));
+    wait_ms = static_cast<int>(std::clamp<std::int64_t>(limit_ms / 4, 1, 100));
   }
   if (const std::int64_t retry = next_retry_ns_.load(std::memory_order_relaxed); retry != 0) {
     const auto until_retry = static_cast<int>(std::clamp<std::int64_t>((retry - now_ns()) / 1'000'000 + 1, 0, 1000));
@@ -102,20 +110,95 @@ void PoolWatch::retry_spawns() {
   if (gave_up) wake_results_();  // a closed pool may have no worker left to wait for
 }
 
-void PoolWatch::kill_timed_out_tasks() {
+void PoolWatch::check_running_tasks() {
   const std::int64_t now = now_ns();
-  const std::int64_t limit = std::chrono::nanoseconds(options_.task_timeout).count();
+  const std::int64_t pool_limit = std::chrono::nanoseconds(options_.task_timeout).count();
   std::lock_guard lock(lifecycle_->mutex());
+  std::lock_guard watched(watched_mutex_);
   for (int i = 0; i < table_->size(); ++i) {
-    const SlotControl& shared = region_.slot(i);
+    SlotControl& shared = region_.slot(i);
     const std::uint64_t task = shared.running_task.load(std::memory_order_acquire);
     const WorkerSlot& slot = table_->slot(i);
     if (task == 0 || slot.state != WorkerSlot::State::running) continue;
-    if (now - shared.started_ns.load(std::memory_order_relaxed) < limit) continue;
-    if (timed_out_[static_cast<std::size_t>(i)].exchange(task) != task) {
-      zygote_->request({ZygoteRequest::Op::kill, i, slot.pid, SIGKILL});
+    const auto found = watched_.empty() ? watched_.end() : watched_.find(task);
+    Watched* w = found == watched_.end() ? nullptr : &found->second;
+    const std::int64_t ran = now - shared.started_ns.load(std::memory_order_relaxed);
+    const std::int64_t limit = w != nullptr && w->timeout_ns > 0 ? w->timeout_ns : pool_limit;
+    if (limit > 0 && ran >= limit) {
+      if (timed_out_[static_cast<std::size_t>(i)].exchange(task) != task) {
+        zygote_->request({ZygoteRequest::Op::kill, i, slot.pid, SIGKILL});
+      }
+    } else if (w != nullptr && w->cancel_at_ns != 0 && now >= w->cancel_at_ns) {
+      zygote_->request({ZygoteRequest::Op::kill, i, slot.pid, SIGKILL});  // once: forgotten below
+    } else if (w != nullptr && w->soft_timeout_ns > 0 && !w->soft_sent && ran >= w->soft_timeout_ns) {
+      w->soft_sent = true;
+      shared.stop_task.store(task, std::memory_order_release);
+      shared.stop_bell.ring();
     }
   }
+  forget_watched_locked(now);
+}
+
+void PoolWatch::forget_watched_locked(std::int64_t now) noexcept {
+  if (watched_.empty()) return;
+  std::int64_t shortest = 0;
+  for (auto it = watched_.begin(); it != watched_.end();) {
+    const Watched& w = it->second;
+    // A cancelled task is kept until its grace is over (and its kill, if due, asked for above).
+    bool done = w.cancel_at_ns != 0 && now >= w.cancel_at_ns;
+    if (w.cancel_at_ns == 0) {
+      const auto state = w.state.lock();
+      done = !state || state->ready();
+    }
+    if (done) {
+      it = watched_.erase(it);
+      continue;
+    }
+    for (const std::int64_t limit : {w.timeout_ns, w.soft_timeout_ns, w.cancel_at_ns != 0 ? w.cancel_at_ns - now : 0}) {
+      if (limit > 0) shortest = shortest == 0 ? limit : std::min(shortest, limit);
+    }
+    ++it;
+  }
+  watched_min_ns_.store(shortest, std::memory_order_relaxed);
+  watched_count_.store(watched_.size(), std::memory_order_relaxed);
+}
+
+void PoolWatch::watch_task(std::uint64_t id, const TaskOptions& options, const std::weak_ptr<ResultStateBase>& state) {
+  const std::int64_t hard = std::chrono::nanoseconds(options.timeout).count();
+  const std::int64_t soft = std::chrono::nanoseconds(options.soft_timeout).count();
+  bool first = false;
+  {
+    std::lock_guard lock(watched_mutex_);
+    first = watched_.empty();
+    Watched& w = watched_[id];
+    w.timeout_ns = hard;
+    w.soft_timeout_ns = soft;
+    w.soft_sent = false;  // a new run (a retry) gets its own
+    w.state = state;
+    watched_count_.store(watched_.size(), std::memory_order_relaxed);
+  }
+  note_limit(hard > 0 && soft > 0 ? std::min(hard, soft) : std::max(hard, soft), first);
+}
+
+void PoolWatch::watch_cancelled(std::uint64_t id) {
+  const std::int64_t grace = std::chrono::nanoseconds(options_.cancel_grace).count();
+  bool first = false;
+  {
+    std::lock_guard lock(watched_mutex_);
+    first = watched_.empty();
+    watched_[id].cancel_at_ns = now_ns() + grace;
+    watched_count_.store(watched_.size(), std::memory_order_relaxed);
+  }
+  note_limit(std::max<std::int64_t>(grace, 1), first);
+}
+
+void PoolWatch::note_limit(std::int64_t limit_ns, bool first) noexcept {
+  std::int64_t seen = watched_min_ns_.load(std::memory_order_relaxed);
+  while ((first || seen == 0 || limit_ns < seen) &&
+         !watched_min_ns_.compare_exchange_weak(seen, limit_ns, std::memory_order_relaxed)) {
+  }
+  // The thread may sleep without a time-out, or for longer than this allows.
+  if (first || seen == 0 || limit_ns < seen) wake();
 }
 
 void PoolWatch::loop() {
@@ -126,7 +209,7 @@ void PoolWatch::loop() {
       if (errno == EINTR) continue;
       return;
     }
-    if (counting_) kill_timed_out_tasks();
+    if (counting_ || watched_count_.load(std::memory_order_relaxed) != 0) check_running_tasks();
     if (const std::int64_t retry = next_retry_ns_.load(std::memory_order_relaxed); retry != 0 && retry <= now_ns()) {
       retry_spawns();
     }

@@ -3,12 +3,14 @@
 #include <array>
 #include <csignal>
 #include <optional>
+#include <utility>
 
 #include "engine/executor/pending_limit.hpp"
 #include "engine/ipc/side_channel.hpp"
 #include "engine/pool/pool_watch.hpp"
 #include "engine/executor/payload.hpp"
 #include "engine/pool/worker.hpp"
+#include "procpool/errors.hpp"
 
 namespace procpool::detail {
 
@@ -135,7 +137,59 @@ bool ResultDrainer::pump() noexcept {
   return progressed;
 }
 
-bool ResultDrainer::cancel(ResultStateBase& /*state*/) { return false; }  // TODO(issue 14)
+bool ResultDrainer::cancel(ResultStateBase& state) {
+  // The outcome first: from here no result can complete it, and a worker's
+  // death fails it no more (nor retries it). Its callbacks run on this thread.
+  if (!state.fail(std::make_exception_ptr(Cancelled("procpool::AsyncResult::cancel: the task was cancelled")))) {
+    return false;
+  }
+  bool closing = false;
+  {
+    // Both locks: a task in a ring leaves `inflight` from the middle.
+    std::lock_guard drain(drain_mutex_);
+    std::lock_guard lock(lifecycle_.mutex());
+    const Lifecycle::Phase phase = lifecycle_.phase_locked();
+    if (phase == Lifecycle::Phase::terminated) return true;
+    closing = phase == Lifecycle::Phase::closing;
+    // Read under the lock: the task cannot move between rings while we look.
+    const std::uint64_t ref = state.task_id();
+    const SlotTable::Cancel where = table_.cancel_locked(ref);
+    if (where.where == SlotTable::Cancel::Where::running) watch_.watch_cancelled(ref & task_ref_id_mask);
+    // Its place in the ring goes to the next task now, as a result would give it.
+    if (where.where == SlotTable::Cancel::Where::ring) table_.dispatch_backlog_locked();
+  }
+  // The result thread need not wake per cancel (a map may cancel thousands),
+  // only when the pool closes: the backlog may now be empty, and the workers due a stop.
+  if (closing) signal();
+  return true;
+}
+
+bool ResultDrainer::cancel_unstarted(ResultStateBase& state) {
+  if (state.ready()) return false;
+  std::vector<std::function<void()>> callbacks;
+  bool cancelled = false;
+  bool closing = false;
+  {
+    // Where the task is and its outcome are decided together, under the
+    // pool mutex: no worker can be handed it meanwhile.
+    std::lock_guard drain(drain_mutex_);
+    std::lock_guard lock(lifecycle_.mutex());
+    const Lifecycle::Phase phase = lifecycle_.phase_locked();
+    if (phase == Lifecycle::Phase::terminated) return false;
+    closing = phase == Lifecycle::Phase::closing;
+    const SlotTable::Cancel where = table_.cancel_locked(state.task_id(), false);
+    if (where.where == SlotTable::Cancel::Where::backlog || where.where == SlotTable::Cancel::Where::ring) {
+      // Its callbacks are run below, with no lock held.
+      auto* const outer = std::exchange(deferred_callbacks, &callbacks);
+      cancelled = state.fail(std::make_exception_ptr(Cancelled("procpool::AsyncResult::cancel: the task was cancelled")));
+      deferred_callbacks = outer;
+    }
+    if (where.where == SlotTable::Cancel::Where::ring) table_.dispatch_backlog_locked();
+  }
+  run_callbacks(callbacks);
+  if (closing) signal();
+  return cancelled;
+}
 
 void ResultDrainer::begin_pumping() noexcept { region_.pool().pumpers.fetch_add(1, std::memory_order_seq_cst); }
 

@@ -50,6 +50,7 @@ class ResultDrainer final : public ResultSource {
   void begin_pumping() noexcept override;
   void end_pumping() noexcept override;
   bool cancel(ResultStateBase& state) override;
+  bool cancel_unstarted(ResultStateBase& state) override;
 
  private:
   void loop();

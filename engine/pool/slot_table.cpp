@@ -46,18 +46,23 @@ SlotTable::SlotTable(SharedRegion& region, const PoolOptions& options, PoolWatch
 
 void SlotTable::queue_locked(PoolTask task, const char* bytes, std::size_t size) {
   task.id = next_id_++;
+  task.state->set_task_id(task.id);
+  if (task.state->ready()) return;  // cancelled while it was being serialized
+  const int priority = task.options.priority;
+  prioritized_ |= priority != 0;
   if (backlog_.empty() && dispatch_locked(task, bytes, size)) return;
   if (!task.large()) task.bytes.assign(bytes, bytes + size);
-  backlog_.push_back(std::move(task));
+  backlog_.push_back(std::move(task), priority);
 }
 
 bool SlotTable::dispatch_locked(PoolTask& task, const char* bytes, std::size_t size) {
   // The least loaded worker that takes tasks and has room.
   WorkerSlot* best = nullptr;
   int best_index = -1;
+  const std::size_t room = prioritized_ ? prioritized_inflight_per_worker : max_inflight_per_worker;
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     WorkerSlot& s = slots_[i];
-    if (s.state != WorkerSlot::State::running || s.stop_sent || s.inflight.size() >= max_inflight_per_worker) continue;
+    if (s.state != WorkerSlot::State::running || s.stop_sent || s.inflight.size() >= room) continue;
     // A worker leaving after maxtasksperchild gets no task it would not run.
     if (options_.maxtasksperchild != 0 && s.done + s.inflight.size() >= options_.maxtasksperchild) continue;
     if (best == nullptr || s.inflight.size() < best->inflight.size()) {
@@ -87,6 +92,8 @@ bool SlotTable::dispatch_locked(PoolTask& task, const char* bytes, std::size_t s
   // task.bytes, which `keep` holds until the copy into the ring is made.
   const std::vector<char> keep = std::move(task.bytes);
   const std::uint64_t id = task.id;
+  task.state->set_task_id(id | static_cast<std::uint64_t>(best_index + 1) << task_ref_slot_shift);
+  if (task.timed()) watch_.watch_task(id, task.options, task.state);
   best->inflight.push_back(std::move(task));
   if (in_arena) {
     ring.push(FrameKind::task, frame_arena, id, &ref, sizeof ref);
@@ -103,7 +110,8 @@ bool SlotTable::dispatch_locked(PoolTask& task, const char* bytes, std::size_t s
 void SlotTable::dispatch_backlog_locked() {
   while (!backlog_.empty()) {
     PoolTask& task = backlog_.front();
-    if (!dispatch_locked(task, task.bytes.data(), task.bytes.size())) return;
+    // A task cancelled while it waited here leaves now: cancel() never looks for it.
+    if (!task.state->ready() && !dispatch_locked(task, task.bytes.data(), task.bytes.size())) return;
     backlog_.pop_front();
   }
 }
@@ -154,17 +162,18 @@ std::vector<std::pair<PoolTask, std::exception_ptr>> SlotTable::exited_locked(in
   // Of the tasks the worker did not finish, the one it was running is lost;
   // the others never started and go back to the queue.
   const auto frames = unconsumed_frames(slot.tasks);
-  std::deque<PoolTask> requeue;
+  std::vector<PoolTask> requeue;
   watch_.task_count_changed(-static_cast<std::ptrdiff_t>(slot.inflight.size()));
   slot.inflight.drain([&](PoolTask&& task) {
     const auto frame = std::find_if(frames.begin(), frames.end(),
                                     [&](const FrameView& f) { return f.header.task_id == task.id; });
-    if (task.id == running && running == timed_out) {
-      failed.emplace_back(std::move(task), std::make_exception_ptr(TaskTimeout(
-                                               "procpool: the task ran past its timeout of " +
-                                               std::to_string(options_.task_timeout.count()) + " ms; " + why)));
-    } else if (task.id == running) {
-      failed.emplace_back(std::move(task), std::make_exception_ptr(WorkerLost(why + " while running the task")));
+    if (task.id == running) {
+      const FrameView* payload = ring_corrupt || frame == frames.end() ? nullptr : &*frame;
+      if (auto error = lost_task_locked(task, why, running == timed_out, payload)) {
+        failed.emplace_back(std::move(task), std::move(error));
+      } else if (!task.state->ready()) {
+        requeue.push_back(std::move(task));  // another attempt
+      }
     } else if (ring_corrupt || frame == frames.end()) {
       failed.emplace_back(std::move(task), std::make_exception_ptr(SerializationError(
                                                "procpool: the task's frame in shared memory was corrupted (" + why + ")")));
@@ -173,10 +182,11 @@ std::vector<std::pair<PoolTask, std::exception_ptr>> SlotTable::exited_locked(in
       requeue.push_back(std::move(task));
     }
   });
-  backlog_.insert(backlog_.begin(), std::make_move_iterator(requeue.begin()), std::make_move_iterator(requeue.end()));
+  for (auto it = requeue.rbegin(); it != requeue.rend(); ++it) requeue_locked(std::move(*it));
   slot.tasks.reset();
   slot.results.reset();
   region_.slot(index).running_task.store(0, std::memory_order_relaxed);
+  region_.slot(index).stop_task.store(0, std::memory_order_relaxed);
   region_.slot(index).arena_results_taken.store(0, std::memory_order_relaxed);  // the next worker starts afresh
   slot.pid = 0;
   slot.socket.reset();
@@ -194,8 +204,7 @@ void SlotTable::take_all_locked(std::vector<PoolTask>& out, bool mark_exited) {
       s.pid = 0;
     }
   }
-  for (PoolTask& t : backlog_) out.push_back(std::move(t));
-  backlog_.clear();
+  backlog_.drain([&](PoolTask&& t) { out.push_back(std::move(t)); });
 }
 
 std::int64_t SlotTable::spawn_failed_locked(int index, std::int64_t now_ns) {
@@ -278,7 +287,7 @@ void SlotTable::steal_for_idle_workers_locked() {
     });
     for (PoolTask& task : kept) busiest->inflight.push_back(std::move(task));
     watch_.task_count_changed(-static_cast<std::ptrdiff_t>(stolen.size()));
-    backlog_.insert(backlog_.begin(), std::make_move_iterator(stolen.begin()), std::make_move_iterator(stolen.end()));
+    for (auto it = stolen.rbegin(); it != stolen.rend(); ++it) requeue_locked(std::move(*it));
     dispatch_backlog_locked();
   }
 }

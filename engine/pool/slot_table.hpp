@@ -11,6 +11,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <string>
 #include <sys/types.h>
 #include <unordered_set>
 #include <utility>
@@ -20,11 +21,13 @@
 #include "engine/executor/lifecycle.hpp"
 #include "engine/ipc/arena_block.hpp"
 #include "engine/ipc/shared_region.hpp"
+#include "engine/pool/backlog.hpp"
 #include "engine/pool/spsc_queue.hpp"
 #include "engine/sys/unique_fd.hpp"
 #include "procpool/detail/function_ref.hpp"
 #include "procpool/detail/result_state.hpp"
 #include "procpool/pool.hpp"
+#include "procpool/task_options.hpp"
 
 namespace procpool::detail {
 
@@ -39,14 +42,28 @@ struct PoolTask {
   UniqueFd memfd;               // or one too large for the arena, in a memfd of its own
   std::uint64_t large_size = 0;  // the bytes of either
   SharedBlocks blocks;      // shared data its handles name, kept until its result is in
+  TaskOptions options;      // its policy (task_control.cpp); all zero by default
+  int attempt = 1;          // the run this is, counting retries
 
   bool large() const noexcept { return block || memfd; }
+  // Whether the watch must know it while it runs (a deadline of its own).
+  bool timed() const noexcept { return options.timeout.count() > 0 || options.soft_timeout.count() > 0; }
 };
+
+// The id a task's state carries (ResultStateBase::task_id): the task's id,
+// plus, while the task is in a worker's ring, that slot + 1 in the top bits,
+// so that cancel() looks into one ring only.
+inline constexpr int task_ref_slot_shift = 48;
+inline constexpr std::uint64_t task_ref_id_mask = (std::uint64_t{1} << task_ref_slot_shift) - 1;
 
 // Tasks queued in one worker's ring at most; more wait in the parent's
 // backlog. Enough that a burst of small tasks goes straight to the rings;
 // a worker that runs dry takes half of a busy one's unstarted tasks.
 inline constexpr std::size_t max_inflight_per_worker = 1024;
+// Once a pool has seen a task with a non-zero priority, its rings hold at
+// most this many tasks per worker, so that a task of higher priority
+// submitted later waits for at most that many before it starts.
+inline constexpr std::size_t prioritized_inflight_per_worker = 2;
 
 struct WorkerSlot {
   // retrying: the zygote could not fork its worker; it is asked again at retry_at_ns.
@@ -88,6 +105,17 @@ class SlotTable {
   void queue_locked(PoolTask task, const char* bytes, std::size_t size);
   void dispatch_backlog_locked();
   bool backlog_empty_locked() const noexcept { return backlog_.empty(); }
+  // cancel() of the task `ref` names (ResultStateBase::task_id), whose state
+  // is already failed: a task still in a ring is marked so its worker skips
+  // it, and leaves `inflight`; one its worker claimed is asked to stop. A task
+  // in the backlog is dropped when dispatch reaches it. Needs the drain lock too.
+  // Without `stop_running`, a claimed task is left alone.
+  struct Cancel {
+    // backlog: there or not queued yet; done: its worker has finished it
+    enum class Where { backlog, ring, running, done } where = Where::backlog;
+    int slot = -1;  // where it runs
+  };
+  Cancel cancel_locked(std::uint64_t ref, bool stop_running = true);
   void send_stops_locked();
   // Moves tasks a busy worker has not started to a worker with none.
   void steal_for_idle_workers_locked();
@@ -100,8 +128,9 @@ class SlotTable {
 
   void started_locked(int index, pid_t pid, UniqueFd socket);
   // A worker ended (its published results already taken): the task it was
-  // running is lost (TaskTimeout if it is `timed_out`), the others go back
-  // to the backlog; the slot is cleared. Returns the failed tasks.
+  // running is lost (TaskTimeout if it is `timed_out`), unless it has
+  // retries left or was cancelled; the others go back to the backlog; the
+  // slot is cleared. Returns the failed tasks.
   std::vector<std::pair<PoolTask, std::exception_ptr>> exited_locked(int index, pid_t pid, int status,
                                                                      std::uint64_t timed_out);
   // Takes every task the pool still answers for (terminate(), or the zygote
@@ -123,6 +152,10 @@ class SlotTable {
 
  private:
   bool dispatch_locked(PoolTask& task, const char* bytes, std::size_t size);
+  // The running task of a worker that ended: its error, or nullptr if it goes back to the backlog for another attempt.
+  std::exception_ptr lost_task_locked(PoolTask& task, const std::string& why, bool timed_out, const FrameView* frame);
+  // A task back in the backlog, before the others of its priority.
+  void requeue_locked(PoolTask task);
   static std::vector<FrameView> unconsumed_frames(const Ring& ring);
   static void take_payload(PoolTask& task, const FrameView& frame);
   // Sends the blocks `task` carries that worker `index` lacks; false if the worker is going away.
@@ -132,7 +165,8 @@ class SlotTable {
   const PoolOptions& options_;
   PoolWatch& watch_;
   std::vector<WorkerSlot> slots_;
-  std::deque<PoolTask> backlog_;
+  Backlog<PoolTask> backlog_;
+  bool prioritized_ = false;  // a task with a non-zero priority was queued: rings hold fewer
   std::shared_ptr<ReleasedBlocks> released_blocks_;
   std::uint64_t next_id_ = 1;
 };

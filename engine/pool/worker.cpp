@@ -17,6 +17,7 @@
 #include "engine/ipc/side_channel.hpp"
 #include "engine/pool/block_channel.hpp"
 #include "engine/pool/start_failures.hpp"
+#include "engine/pool/worker_stop.hpp"
 #include "procpool/errors.hpp"
 
 namespace procpool::detail {
@@ -51,8 +52,10 @@ class Worker {
         socket_(std::move(socket)),
         blocks_(socket_.get()),
         task_arena_(config.arenas->tasks()),
-        result_blocks_(slot_.arena_results_taken) {
+        result_blocks_(slot_.arena_results_taken),
+        stop_(slot_) {
     worker_blocks = &blocks_;
+    set_task_stop_source(&stop_);
     set_shared_block_lookup(&find_worker_block);
     spill_.use(std::make_shared<ArenaAllocator>(config.arenas->results(config.slot), payload_warm_bytes));
   }
@@ -156,6 +159,7 @@ class Worker {
   ResultBlocks result_blocks_;  // results in the arena that the parent may still read
   ArenaStore spill_;            // declared before out_, whose destructor discards through it
   OutputBuffer out_{&spill_};
+  WorkerStop stop_;  // this_task's stop requests
 };
 
 }  // namespace

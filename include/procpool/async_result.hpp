@@ -102,24 +102,31 @@ class [[nodiscard]] AsyncResult {
     return !state_->error();
   }
   /// Cancels the task. If it has not started, it never runs. If it is
-  /// running, procpool::this_task::stop_requested() becomes true in it, and
-  /// if it has not finished PoolOptions::cancel_grace later its worker is
-  /// killed and replaced. Either way the result fails with Cancelled at once
-  /// (waiters wake, error callbacks run) and cancel() returns true. If the
-  /// task had already finished, nothing changes and it returns false. On a
-  /// map_async / starmap_async result it cancels every chunk. On a
-  /// procpool::mpi::Pool a task not started on its rank never runs, and a
-  /// running one runs to its end there, unasked, its result dropped (see
-  /// procpool::mpi::Pool).
+  /// running, procpool::this_task::stop_requested() becomes true in it (and
+  /// its this_task::stop_token() stops), and if it has not finished
+  /// PoolOptions::cancel_grace later its worker is killed and replaced.
+  /// Either way the result fails with Cancelled at once: waiters wake, and
+  /// error callbacks run on the thread calling cancel(), before it returns;
+  /// cancel() returns true. A result the task still sends is dropped; a
+  /// cancelled task is never retried. If the task had already finished (its
+  /// outcome is set), nothing changes and it returns false. On a map_async /
+  /// starmap_async result it cancels every chunk (true if any was
+  /// cancelled). On a procpool::mpi::Pool a task not started on its rank
+  /// never runs, and a running one runs to its end there, unasked, its result
+  /// dropped (see procpool::mpi::Pool).
+  /// Cost on a procpool::Pool: the pool's locks, briefly; a task still in a
+  /// worker's ring costs a walk over that ring (at most 1024 tasks), one in
+  /// the pool's queue nothing more (it is dropped when its turn comes).
   /// Never blocks on the task; throws ValueError if the result is empty.
   /// Thread-safe.
   bool cancel() const { return checked().cancel(); }
   /// Calls `callback` with the value, or `error_callback` with the error, once:
   /// on the pool's result-handling thread, or at once on this thread if the
   /// task has already finished (a result failed by terminate() calls it on
-  /// the thread in terminate()). Exceptions thrown by a callback are reported
-  /// on stderr and otherwise ignored. Never blocks on the task. Throws
-  /// ValueError if the result is empty. Thread-safe.
+  /// the thread in terminate(), one failed by cancel() on the thread in
+  /// cancel()). Exceptions thrown by a callback are reported on stderr and
+  /// otherwise ignored. Never blocks on the task. Throws ValueError if the
+  /// result is empty. Thread-safe.
   void then(Callback callback, std::function<void(std::exception_ptr)> error_callback = {}) const {
     auto state = checked_state();
     state->on_complete([state, callback = std::move(callback), error_callback = std::move(error_callback)] {

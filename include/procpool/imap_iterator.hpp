@@ -18,12 +18,20 @@ namespace procpool {
 /// an endless input works in bounded memory. An item whose task threw (or
 /// whose input threw) throws that error when reached; the iterator can go on
 /// after it. Not thread-safe: one consumer at a time. It may outlive its pool.
+/// Destroying it (its last copy) before its end stops reading the input and
+/// cancels the chunks no worker has started (AsyncResult::cancel()); chunks
+/// already running finish, their results unread. That never blocks on a task.
 template <class R>
 class [[nodiscard]] IMapIterator {
  public:
   /// The results behind `state`: Pool::imap and imap_unordered build them
   /// this way, user code has no use for it. Never blocks or throws.
-  explicit IMapIterator(std::shared_ptr<detail::IMapState<R>> state) : state_(std::move(state)) {}
+  explicit IMapIterator(std::shared_ptr<detail::IMapState<R>> state)
+      : state_(std::move(state)),
+        // Copies share it: the last one to go abandons the imap (AsyncResult-like).
+        owner_(nullptr, [weak = std::weak_ptr<detail::IMapState<R>>(state_)](auto) {
+          if (const auto s = weak.lock()) s->abandon();
+        }) {}
 
   /// Blocks until the next result; nullopt at the end. Reads more input and
   /// submits it, on this thread, to keep the look-ahead full. Throws the
@@ -77,6 +85,7 @@ class [[nodiscard]] IMapIterator {
 
  private:
   std::shared_ptr<detail::IMapState<R>> state_;
+  std::shared_ptr<void> owner_;  // its deleter abandons the imap
 };
 
 }  // namespace procpool

@@ -29,7 +29,8 @@ struct PoolOptions {
   /// holds the exception's message (its first 255 bytes).
   std::function<void()> initializer;
   std::chrono::milliseconds task_timeout{0};  ///< 0: none; else a longer task fails with TaskTimeout (TaskOptions::timeout overrides it)
-  /// How long a running task has to stop after AsyncResult::cancel() before its worker is killed and replaced
+  /// How long a running task has to stop after AsyncResult::cancel() before its worker is killed (SIGKILL) and
+  /// replaced, by the pool's watch thread (checked four times per grace: up to a quarter late)
   std::chrono::milliseconds cancel_grace{1000};
   /// 0: unlimited; else apply_async (and the map family's submission, one
   /// task per chunk) blocks while that many submitted tasks have not
@@ -72,6 +73,14 @@ struct PoolOptions {
 /// pool is broken (BrokenPool, saying why). The task surface (apply_async,
 /// map, imap, close, join, terminate, ...) is TaskPool's. Every member but the
 /// constructors and the destructor is thread-safe.
+///
+/// Cancellation and per-task policy: AsyncResult::cancel() takes a task out
+/// of the pool's queue or a worker's ring (it never runs), or asks a running
+/// one to stop (this_task) and has the watch thread kill its worker if it
+/// has not stopped within PoolOptions::cancel_grace. TaskOptions give one
+/// task a hard timeout, a soft timeout (a stop request), retries after
+/// WorkerLost or TaskTimeout, and a priority among queued tasks. The watch
+/// thread wakes for these only while some task has such a deadline.
 class Pool : public TaskPool {
  public:
   /// Starts cpu_count() workers. Blocks until they have all started (see

@@ -387,6 +387,7 @@ class TaskPool {
           call, chunk_state,
           [&](detail::OutputBuffer& out) { detail::encode_chunk<F, false, Item>(out, f, chunk.begin(), chunk.size()); },
           TaskOptions{});
+      sink->track(chunk_state);  // cancelled if the iterator goes first
       produced.submitted = true;
       return produced;
     });

@@ -130,6 +130,45 @@ class IMapState final : public ChunkSink<R>, public InputFlusher, public std::en
 
   void set_producer(Producer producer) { producer_ = std::move(producer); }
 
+  // The state of a chunk just submitted, so that abandon() can cancel it.
+  void track(const std::shared_ptr<ResultStateBase>& chunk) {
+    {
+      std::lock_guard lock(mutex_);
+      if (!abandoned_) {
+        // Forget finished chunks now and then: an endless imap stays bounded.
+        if (chunks_.size() >= 2 * max_in_flight_ + 8) {
+          std::erase_if(chunks_, [](const std::weak_ptr<ResultStateBase>& weak) {
+            const auto c = weak.lock();
+            return !c || c->ready();
+          });
+        }
+        chunks_.push_back(chunk);
+        return;
+      }
+    }
+    chunk->cancel_unstarted();  // submitted by a close() flushing the input as the iterator went
+  }
+
+  // The iterator is gone before its end: no more input is read, and the
+  // chunks no worker has started are cancelled. Never waits for a task.
+  void abandon() noexcept {
+    std::vector<std::weak_ptr<ResultStateBase>> chunks;
+    input_done_.store(true);  // a close() flushing the input stops too
+    {
+      std::lock_guard lock(mutex_);
+      abandoned_ = true;
+      chunks.swap(chunks_);
+    }
+    for (const auto& weak : chunks) {
+      if (const auto chunk = weak.lock()) {
+        try {
+          chunk->cancel_unstarted();
+        } catch (...) {  // only a failing mutex: the chunk then runs, its result unread
+        }
+      }
+    }
+  }
+
   void chunk_done(std::size_t index, ChunkState<R>& chunk) noexcept override {
     Chunk done{index, {}, chunk.error()};
     if (!done.error) done.outcomes = std::move(chunk.outcomes());
@@ -257,6 +296,8 @@ class IMapState final : public ChunkSink<R>, public InputFlusher, public std::en
   std::condition_variable changed_;
   std::size_t in_flight_ = 0;       // chunks submitted and not yet fully handed out
   std::size_t consumed_chunks_ = 0;  // ordered: chunks handed out
+  std::vector<std::weak_ptr<ResultStateBase>> chunks_;  // submitted, for abandon()
+  bool abandoned_ = false;
   std::map<std::size_t, Chunk> finished_;
   std::deque<Chunk> ready_;
   std::optional<Chunk> current_;

@@ -40,13 +40,17 @@ class ResultStateBase {
   // unless something else completed it first (a cancel()). Throws (and
   // stays pending) if the bytes do not deserialize.
   virtual void deliver(InputBuffer& in, pid_t worker_pid) = 0;
-  // Completes with an error. Does nothing if already complete. Any thread.
-  void fail(std::exception_ptr error) noexcept;
+  // Completes with an error. Does nothing if already complete (or being
+  // completed); returns whether this call completed it. Any thread.
+  bool fail(std::exception_ptr error) noexcept;
 
   // AsyncResult::cancel(): false if already complete; else cancels the parts
   // (a map's chunks) or asks the pool to cancel the task, and fails with
   // Cancelled. Thread-safe.
   bool cancel();
+  // As cancel(), but only if the task has not started (nor a part of it):
+  // a running task is left alone. For an abandoned imap. Thread-safe.
+  bool cancel_unstarted();
   // For a whole made of parts (map_async): cancel() cancels each of them.
   void set_parts(std::vector<std::weak_ptr<ResultStateBase>> parts) { parts_ = std::move(parts); }
   // The engine's name for the task behind this state (0: none yet), so that
