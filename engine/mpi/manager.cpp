@@ -169,6 +169,11 @@ void Manager::run() {
     if (!done.empty()) {
       lock.unlock();
       completer_.finish(done);
+      // Let go of them now, not after the sleep below: a delivered result's
+      // state (an imap's chunk holds its imap) and bytes must not stay alive
+      // for as long as the manager is idle. Outside mutex_: the last
+      // reference may destroy an imap's input range, which is user code.
+      done.clear();
       lock.lock();
       progress = true;
     }
