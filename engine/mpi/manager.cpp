@@ -394,6 +394,8 @@ void Manager::fail_all_locked(const std::exception_ptr& error, std::vector<Compl
   for (Worker& w : workers_) {
     for (Task& t : w.inflight) {
       if (!t.abandoned) fail_later(t, error, done);
+      // Answered (its state is gone): a later cancel() must skip it.
+      t.abandoned = true;
     }
   }
   for (Task& t : backlog_) fail_later(t, error, done);
