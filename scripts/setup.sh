@@ -9,6 +9,7 @@ packages=(
   python3-matplotlib redis-server redis-tools libhiredis-dev
   clang libclang-rt-14-dev clang-16
   openmpi-bin libopenmpi-dev python3-mpi4py
+  gdb  # run_example.py prints a hung test's stacks with it
 )
 
 missing=()

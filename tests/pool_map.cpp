@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <fcntl.h>
 #include <fstream>
@@ -169,6 +170,25 @@ TEST_CASE("imap - an endless input is read lazily, with bounded look-ahead" * do
   CHECK(pulled.load() <= consumed + 6 * 4);
   std::this_thread::sleep_for(50ms);
   CHECK(pulled.load() <= consumed + 6 * 4);  // and nothing more is read while nobody asks
+}
+
+TEST_CASE("imap - once its iterator is gone, close() reads no more of its input" * doctest::timeout(60)) {
+  procpool::Pool pool(2);
+  std::atomic<long> pulled{0};
+  // Long: reading it all would run thousands more tasks (an endless one, forever).
+  // Item 0 is quick; the few after it (its look-ahead) take 100 ms each.
+  auto delays = std::views::iota(0, 5000) | std::views::transform([&pulled](int x) {
+                  ++pulled;
+                  return x >= 1 && x <= 6 ? 100 : 0;
+                });
+  {
+    auto dropped = pool.imap(sleep_then_return, delays);
+    CHECK(dropped.next() == 0);
+  }  // its look-ahead still running: those chunks keep the imap's state alive
+  const long read = pulled.load();
+  pool.close();
+  pool.join();
+  CHECK(pulled.load() == read);
 }
 
 TEST_CASE("imap - a task's error or the input's error surfaces at its position; the pool goes on" *

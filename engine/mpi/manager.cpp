@@ -163,6 +163,11 @@ void Manager::run() {
     if (!done.empty()) {
       lock.unlock();
       completer_.finish(done);
+      // Let go of them now, not after the sleep below: a delivered result's
+      // state (an imap's chunk holds its imap) and bytes must not stay alive
+      // for as long as the manager is idle. Outside mutex_: the last
+      // reference may destroy an imap's input range, which is user code.
+      done.clear();
       lock.lock();
       progress = true;
     }
@@ -380,6 +385,8 @@ void Manager::fail_all_locked(const std::exception_ptr& error, std::vector<Compl
   for (Worker& w : workers_) {
     for (Task& t : w.inflight) {
       if (!t.abandoned) fail_later(t, error, done);
+      // Answered (its state is gone): a later cancel() must skip it.
+      t.abandoned = true;
     }
   }
   for (Task& t : backlog_.take_all()) fail_later(t, error, done);

@@ -152,8 +152,9 @@ class TaskPool {
   /// range is kept (moved in, or referenced if an lvalue) while the iterator
   /// needs it. Returns at once without reading the input: the thread that
   /// consumes the IMapIterator reads it. close() reads the rest of the input
-  /// of every live imap, so that its iterator still works after close() and
-  /// join(); so do not close() the pool while an endless imap is alive.
+  /// of every imap whose iterator still exists, so that it still works after
+  /// close() and join(); so do not close() the pool while an endless imap's
+  /// iterator is alive. Once the iterator is gone, no more input is read.
   /// Throws ValueError after close() or terminate(), or if chunksize is 0.
   /// Thread-safe (the IMapIterator it returns is not).
   template <class F, std::ranges::input_range Range>
@@ -391,8 +392,12 @@ class TaskPool {
       produced.submitted = true;
       return produced;
     });
-    core_->register_flusher(state);
-    return IMapIterator<R>(std::move(state));
+    // The iterator's handle is the consumer's: in-flight chunks hold the state
+    // itself, so only this handle tells close() whether anyone still reads
+    // the results. When its last copy goes, the imap is abandoned.
+    std::shared_ptr<detail::IMapState<R>> consumer(state.get(), [state](detail::IMapState<R>* s) { s->abandon(); });
+    core_->register_flusher(consumer);
+    return IMapIterator<R>(std::move(consumer));
   }
 
   // Shared with the results, which pump it while they wait (weakly).

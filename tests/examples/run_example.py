@@ -14,6 +14,10 @@ Checks (each may repeat; patterns are Python regexes, multiline):
   --exit-code N          the program's exit status (default 0)
   --stdin TEXT           fed to the program's standard input
   --timeout S            seconds before the program is killed (default 30)
+  --stacks-time S        on a time-out, at most S seconds (default 20) to print
+                         the stacks of every process the program started
+                         (gdb, best effort), before they are killed; the
+                         test's own time-out must leave room for it
 
 Whatever the program's outcome, no process it started may outlive it: this
 script makes itself a child subreaper, so orphans come back to it, and fails
@@ -55,6 +59,51 @@ def children_of(pid):
         if int(fields[1]) == pid:
             found[int(entry)] = (fields[0], comm)
     return found
+
+
+def session_members(sid):
+    """{pid: comm} of the live processes in session or process group sid."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            # state, ppid, pgrp, session
+            fields = stat[stat.rindex(")") + 2:].split()
+            if fields[0] != "Z" and sid in (int(fields[2]), int(fields[3])):
+                found[int(entry)] = stat[stat.index("(") + 1:stat.rindex(")")]
+        except (OSError, ValueError, IndexError):
+            continue  # gone while we read it
+    return found
+
+
+def print_stacks(sid, limit):
+    """Prints every thread's stack of each process of session sid, through gdb
+    (all at once, each stopped after `limit` seconds). Best effort: a missing
+    gdb or a denied ptrace is said, and the run goes on."""
+    members = session_members(sid)
+    print(f"--- stacks of every process still running ({len(members)}), before they are killed ---", flush=True)
+    command = ["gdb", "-batch", "-nx", "-iex", "set debuginfod enabled off", "-ex", "thread apply all bt", "-p"]
+    running = {}
+    for pid in sorted(members):
+        try:
+            running[pid] = subprocess.Popen(command + [str(pid)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        except OSError as e:
+            print(f"no stacks: cannot run gdb ({e}); scripts/setup.sh installs it", flush=True)
+            break
+    deadline = time.monotonic() + limit
+    for pid, gdb in running.items():
+        try:
+            out, _ = gdb.communicate(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(gdb.pid, signal.SIGKILL)
+            out, _ = gdb.communicate()
+            out += f"\n(gdb stopped after {limit} s)\n"
+        # gdb says it itself when ptrace is denied ("ptrace: Operation not permitted").
+        print(f"=== pid {pid} ({members[pid]}) ===\n{out}", flush=True)
 
 
 def leftovers(grace):
@@ -129,6 +178,7 @@ def main():
     parser.add_argument("--exit-code", type=int, default=0)
     parser.add_argument("--stdin", default="")
     parser.add_argument("--timeout", type=float, default=30)
+    parser.add_argument("--stacks-time", type=float, default=20)
     parser.add_argument("command", nargs="+")
     args = parser.parse_args()
 
@@ -141,6 +191,9 @@ def main():
         # Reading to the end of stdout also waits for any child still holding it.
         out, err = proc.communicate(args.stdin, timeout=args.timeout)
     except subprocess.TimeoutExpired:
+        # A hang is diagnosed from where every process stands, not from its output.
+        print(f"timed out after {args.timeout} s: $ {shlex.join(args.command)}", flush=True)
+        print_stacks(proc.pid, args.stacks_time)
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
         failures.append(f"timed out after {args.timeout} s")

@@ -152,6 +152,31 @@ TEST_CASE("mpi - imap in order, imap_unordered in any order, lazily" * doctest::
   CHECK_FALSE(failing.next().has_value());
 }
 
+TEST_CASE("mpi - once an imap's iterator is gone, close() reads no more of its input" * doctest::timeout(60)) {
+  std::atomic<long> pulled{0};
+  // Long: reading it all would run thousands more tasks (an endless one, forever).
+  // Item 0 is quick; the few after it (its look-ahead) take 100 ms each.
+  auto delays = std::views::iota(0, 5000) | std::views::transform([&pulled](int x) {
+                  ++pulled;
+                  return x >= 1 && x <= 6 ? 100 : 0;
+                });
+  for (const bool finished : {false, true}) {
+    CAPTURE(finished);
+    procpool::mpi::Pool pool;
+    {
+      auto dropped = pool.imap(pid_after, delays);
+      CHECK(dropped.next().has_value());
+    }
+    // Its look-ahead still running (its chunks hold the imap's state), or
+    // finished unseen (the manager has delivered them and gone idle since).
+    if (finished) std::this_thread::sleep_for(1s);
+    const long read = pulled.load();
+    pool.close();
+    pool.join();
+    CHECK(pulled.load() == read);
+  }
+}
+
 TEST_CASE("mpi - AsyncResult: wait, ready, successful, get(timeout), then" * doctest::timeout(60)) {
   procpool::mpi::Pool pool;
   auto slow = pool.apply_async(pid_after, 300);

@@ -188,6 +188,16 @@ class IMapState final : public ChunkSink<R>, public InputFlusher, public std::en
     while (!input_done_.load()) produce_one();
   }
 
+  // The last iterator is gone: nobody will consume, so no more input is read
+  // (not even by close()), and the range is let go. Chunks in flight finish
+  // unseen; they keep this state alive until they do.
+  void abandon() noexcept {
+    Producer dropped;  // destroyed after the lock: it may hold the last reference to the pool
+    std::lock_guard input(input_mutex_);
+    input_done_.store(true);
+    dropped.swap(producer_);
+  }
+
   // The next item's value; nullopt at the end; throws the item's error, or
   // TimeoutError when `timeout` (negative: none) passes first.
   std::optional<typename ItemOutcome<R>::Value> next(std::chrono::nanoseconds timeout) {
