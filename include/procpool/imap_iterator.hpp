@@ -26,12 +26,7 @@ class [[nodiscard]] IMapIterator {
  public:
   /// The results behind `state`: Pool::imap and imap_unordered build them
   /// this way, user code has no use for it. Never blocks or throws.
-  explicit IMapIterator(std::shared_ptr<detail::IMapState<R>> state)
-      : state_(std::move(state)),
-        // Copies share it: the last one to go abandons the imap (AsyncResult-like).
-        owner_(nullptr, [weak = std::weak_ptr<detail::IMapState<R>>(state_)](auto) {
-          if (const auto s = weak.lock()) s->abandon();
-        }) {}
+  explicit IMapIterator(std::shared_ptr<detail::IMapState<R>> state) : state_(std::move(state)) {}
 
   /// Blocks until the next result; nullopt at the end. Reads more input and
   /// submits it, on this thread, to keep the look-ahead full. Throws the
@@ -84,8 +79,8 @@ class [[nodiscard]] IMapIterator {
   std::default_sentinel_t end() const noexcept { return {}; }
 
  private:
+  // The consumer's handle (TaskPool::imap_chunks): when the last copy goes, the imap is abandoned.
   std::shared_ptr<detail::IMapState<R>> state_;
-  std::shared_ptr<void> owner_;  // its deleter abandons the imap
 };
 
 }  // namespace procpool

@@ -149,11 +149,18 @@ class IMapState final : public ChunkSink<R>, public InputFlusher, public std::en
     chunk->cancel_unstarted();  // submitted by a close() flushing the input as the iterator went
   }
 
-  // The iterator is gone before its end: no more input is read, and the
-  // chunks no worker has started are cancelled. Never waits for a task.
+  // The last iterator is gone: nobody will consume, so no more input is read
+  // (not even by close()), the range is let go, and the chunks no worker has
+  // started are cancelled. Chunks in flight finish unseen; they keep this
+  // state alive until they do. Never waits for a task.
   void abandon() noexcept {
     std::vector<std::weak_ptr<ResultStateBase>> chunks;
-    input_done_.store(true);  // a close() flushing the input stops too
+    Producer dropped;  // destroyed after the locks: it may hold the last reference to the pool
+    {
+      std::lock_guard input(input_mutex_);
+      input_done_.store(true);
+      dropped.swap(producer_);
+    }
     {
       std::lock_guard lock(mutex_);
       abandoned_ = true;
@@ -186,16 +193,6 @@ class IMapState final : public ChunkSink<R>, public InputFlusher, public std::en
   void flush_input() noexcept override {
     std::lock_guard input(input_mutex_);
     while (!input_done_.load()) produce_one();
-  }
-
-  // The last iterator is gone: nobody will consume, so no more input is read
-  // (not even by close()), and the range is let go. Chunks in flight finish
-  // unseen; they keep this state alive until they do.
-  void abandon() noexcept {
-    Producer dropped;  // destroyed after the lock: it may hold the last reference to the pool
-    std::lock_guard input(input_mutex_);
-    input_done_.store(true);
-    dropped.swap(producer_);
   }
 
   // The next item's value; nullopt at the end; throws the item's error, or
