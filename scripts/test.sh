@@ -37,7 +37,8 @@ if [[ ${1:-} != --quick ]]; then
   for sanitizer in address,undefined thread; do
     dir=build-${sanitizer%%,*}
     configure "$dir" -Dtests=true -Dbenchmarks=false -Dexamples=false -Dmpi=disabled -Db_sanitize="$sanitizer" -Db_lundef=false
-    meson test -C "$dir" --suite unit --suite pool --print-errorlogs
+    # The sanitizers slow the chaos and large-payload tests several times over.
+    meson test -C "$dir" --suite unit --suite pool --print-errorlogs --timeout-multiplier 3
     builds+=("$dir")
   done
 fi
