@@ -114,9 +114,9 @@ class TaskPool {
   /// does, but at most 4096 items per chunk, so small items go through shared
   /// memory). A single-pass range is read once, each chunk submitted as soon
   /// as it has been read; with chunksize 0, one with no size is first read to
-  /// its end, to count it, as Python's map does (list(iterable)). An item that throws does not stop the others; map then
-  /// throws the error of the first failed item (by position), as
-  /// AsyncResult::get() would. What reading the input throws, map throws at
+  /// its end, to count it, as Python's map does (list(iterable)). An item
+  /// that throws does not stop the others; map then throws the error of the
+  /// first failed item (by position), as AsyncResult::get() would. What reading the input throws, map throws at
   /// once (the chunks already submitted are cancelled). Throws ValueError
   /// after close() or terminate(). Thread-safe.
   template <class F, std::ranges::input_range Range>

@@ -42,41 +42,30 @@ def become_subreaper():
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
-def children_of(pid):
-    """{pid: (state, comm)} of the processes whose parent is pid."""
-    found = {}
+def processes():
+    """(pid, comm, fields after comm) of every process, skipping those gone while read."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as f:
                 stat = f.read()
-        except OSError:
+            # comm may hold spaces and parentheses: the fields after it start past the last ')'.
+            yield int(entry), stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        except (OSError, ValueError, IndexError):
             continue
-        # comm may hold spaces and parentheses: the fields after it start past the last ')'.
-        comm = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[1]) == pid:
-            found[int(entry)] = (fields[0], comm)
-    return found
+
+
+def children_of(pid):
+    """{pid: (state, comm)} of the processes whose parent is pid."""
+    # fields: state, ppid, pgrp, session, ...
+    return {child: (fields[0], comm) for child, comm, fields in processes() if int(fields[1]) == pid}
 
 
 def session_members(sid):
     """{pid: comm} of the live processes in session or process group sid."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-            # state, ppid, pgrp, session
-            fields = stat[stat.rindex(")") + 2:].split()
-            if fields[0] != "Z" and sid in (int(fields[2]), int(fields[3])):
-                found[int(entry)] = stat[stat.index("(") + 1:stat.rindex(")")]
-        except (OSError, ValueError, IndexError):
-            continue  # gone while we read it
-    return found
+    return {pid: comm for pid, comm, fields in processes()
+            if fields[0] != "Z" and sid in (int(fields[2]), int(fields[3]))}
 
 
 def print_stacks(sid, limit):
