@@ -41,6 +41,9 @@ class MpiCore final : public procpool::detail::Executor,
   void begin_pumping() noexcept override {}
   void end_pumping() noexcept override {}
   bool cancel(procpool::detail::ResultStateBase& state) override;
+  // A dropped imap's chunks: cancel() keeps those not started on a rank from
+  // running; the running ones' results were to be dropped anyway.
+  bool cancel_unstarted(procpool::detail::ResultStateBase& state) override { return cancel(state); }
 
   // The Runtime is ending: a pool still running is terminated (a closed
   // one's tasks still run: the manager answers them all before it stops).

@@ -22,6 +22,9 @@ SlotTable::Cancel SlotTable::cancel_locked(std::uint64_t ref, bool stop_running)
     if ((s.tasks.marks(frame) & frame_stolen) != 0) continue;  // an earlier trip through this ring
     if (!stop_running && (s.tasks.marks(frame) & frame_claimed) != 0) return {Cancel::Where::running, at};
     if (!s.tasks.try_mark(frame, frame_stolen)) {
+      // Popped since we looked: finished, and a stop request now would name
+      // it over the next task's (a soft time-out's, say).
+      if (s.tasks.head_position() > position) return {Cancel::Where::done, at};
       if (!stop_running) return {Cancel::Where::running, at};
       // Claimed: it runs (or has just finished). Ask it to stop; the
       // request names the task, so it cannot stop the next one.

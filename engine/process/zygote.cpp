@@ -161,11 +161,18 @@ Zygote::Zygote(WorkerEntry entry, std::vector<int> keep_fds) {
   }
   const pid_t parent = ::getpid();
   std::fflush(nullptr);  // or buffered output would be printed twice
+  // Every signal blocked across the fork: until the zygote has reset them, a
+  // handler of the program must not run in it (a Ctrl-C just then).
+  sigset_t all;
+  sigset_t before;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &before);
   pid_ = ::fork();
   if (pid_ == 0) {
     ::close(pair[0]);
     ZygoteProcess(pair[1], parent, entry, std::move(keep_fds)).run();
   }
+  ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
   ::close(pair[1]);
   if (pid_ < 0) {
     ::close(pair[0]);

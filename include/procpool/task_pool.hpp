@@ -395,7 +395,12 @@ class TaskPool {
     // The iterator's handle is the consumer's: in-flight chunks hold the state
     // itself, so only this handle tells close() whether anyone still reads
     // the results. When its last copy goes, the imap is abandoned.
-    std::shared_ptr<detail::IMapState<R>> consumer(state.get(), [state](detail::IMapState<R>* s) { s->abandon(); });
+    // The deleter lets go of the state at once: the pool's weak reference to
+    // the handle would otherwise keep the deleter, and so the state, alive.
+    std::shared_ptr<detail::IMapState<R>> consumer(state.get(), [state](detail::IMapState<R>* s) mutable {
+      s->abandon();
+      state.reset();
+    });
     core_->register_flusher(consumer);
     return IMapIterator<R>(std::move(consumer));
   }
