@@ -27,6 +27,11 @@ struct SlotControl {
   // Written by the parent only; reset with the slot's worker.
   alignas(cache_line) std::atomic<std::uint64_t> stop_task{0};
   Doorbell stop_bell;  // rung after stop_task changes; the worker's stop watcher sleeps here
+  // The task whose worker the parent is about to kill (time-out, cancel
+  // grace). Set before it checks that the task still runs; a worker that
+  // finishes that task sees it and leaves instead of starting the next one,
+  // which the kill would otherwise hit. Written by the parent only.
+  std::atomic<std::uint64_t> kill_for{0};
   // Arena results the parent has read (written by the parent only): the
   // worker reuses their blocks (ResultBlocks). Reset with the slot's worker.
   alignas(cache_line) std::atomic<std::uint64_t> arena_results_taken{0};

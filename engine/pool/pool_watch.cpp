@@ -124,12 +124,18 @@ void PoolWatch::check_running_tasks() {
     Watched* w = found == watched_.end() ? nullptr : &found->second;
     const std::int64_t ran = now - shared.started_ns.load(std::memory_order_relaxed);
     const std::int64_t limit = w != nullptr && w->timeout_ns > 0 ? w->timeout_ns : pool_limit;
-    if (limit > 0 && ran >= limit) {
-      if (timed_out_[static_cast<std::size_t>(i)].exchange(task) != task) {
+    // Killed only if still running `task`: a worker that finished it meanwhile
+    // sees kill_for and leaves before its next task (see SlotControl).
+    const auto kill = [&] {
+      shared.kill_for.store(task, std::memory_order_seq_cst);
+      if (shared.running_task.load(std::memory_order_seq_cst) == task) {
         zygote_->request({ZygoteRequest::Op::kill, i, slot.pid, SIGKILL});
       }
+    };
+    if (limit > 0 && ran >= limit) {
+      if (timed_out_[static_cast<std::size_t>(i)].exchange(task) != task) kill();
     } else if (w != nullptr && w->cancel_at_ns != 0 && now >= w->cancel_at_ns) {
-      zygote_->request({ZygoteRequest::Op::kill, i, slot.pid, SIGKILL});  // once: forgotten below
+      kill();  // once: forgotten below
     } else if (w != nullptr && w->soft_timeout_ns > 0 && !w->soft_sent && ran >= w->soft_timeout_ns) {
       w->soft_sent = true;
       shared.stop_task.store(task, std::memory_order_release);

@@ -95,7 +95,10 @@ class Worker {
     slot_.running_task.store(frame.header.task_id, std::memory_order_release);
     run_task(frame);
     tasks_.pop(frame);
-    slot_.running_task.store(0, std::memory_order_release);
+    // seq_cst, with the load below, against the watch's store of kill_for then
+    // load of running_task: either it sees this task over, or we see its kill.
+    slot_.running_task.store(0, std::memory_order_seq_cst);
+    if (slot_.kill_for.load(std::memory_order_seq_cst) == frame.header.task_id) leave(0);
     return true;
   }
 
