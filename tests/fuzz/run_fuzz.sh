@@ -48,6 +48,7 @@ sources=(
   engine/ipc/memfd_store.cpp
   engine/executor/code_ref.cpp
   engine/executor/payload.cpp
+  engine/executor/pending_limit.cpp
   engine/executor/result_state.cpp
   serialization/buffer.cpp
   serialization/error_codec.cpp
