@@ -2,6 +2,7 @@
 // callbacks a thread that drains results collects instead of running.
 #pragma once
 
+#include <exception>
 #include <functional>
 #include <vector>
 
@@ -33,6 +34,9 @@ class ResultSource {
  protected:
   ~ResultSource() = default;
 };
+
+// The error of a result that cancel() ended, the same from every pool.
+std::exception_ptr cancelled_error();
 
 // While a thread drains results, the callbacks of the results it completes
 // are collected here instead of run, so they run on the result thread only.

@@ -60,6 +60,10 @@ bool ResultStateBase::fail(std::exception_ptr error) noexcept {
   return true;
 }
 
+std::exception_ptr cancelled_error() {
+  return std::make_exception_ptr(Cancelled("procpool::AsyncResult::cancel: the task was cancelled"));
+}
+
 bool ResultStateBase::cancel() {
   if (ready()) return false;
   if (!parts_.empty()) {
@@ -67,7 +71,7 @@ bool ResultStateBase::cancel() {
     for (const auto& weak : parts_) {
       if (const auto part = weak.lock()) any |= part->cancel();
     }
-    if (any) fail(std::make_exception_ptr(Cancelled("procpool::AsyncResult::cancel: the task was cancelled")));
+    if (any) fail(cancelled_error());
     return any;
   }
   if (const auto source = source_.lock()) return source->cancel(*this);

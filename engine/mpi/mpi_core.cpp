@@ -84,8 +84,7 @@ bool MpiCore::cancel(procpool::detail::ResultStateBase& state) {
   const std::uint64_t task_id = state.task_id();
   // 0: never queued (it failed at submission), so it is complete already.
   if (task_id == 0) return false;
-  return manager_->cancel_task(
-      task_id, std::make_exception_ptr(Cancelled("procpool::AsyncResult::cancel: the task was cancelled")));
+  return manager_->cancel_task(task_id, procpool::detail::cancelled_error());
 }
 
 void MpiCore::stop_now(const std::exception_ptr& error) noexcept { manager_->cancel(id_, error); }

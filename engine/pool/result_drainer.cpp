@@ -140,7 +140,7 @@ bool ResultDrainer::pump() noexcept {
 bool ResultDrainer::cancel(ResultStateBase& state) {
   // The outcome first: from here no result can complete it, and a worker's
   // death fails it no more (nor retries it). Its callbacks run on this thread.
-  if (!state.fail(std::make_exception_ptr(Cancelled("procpool::AsyncResult::cancel: the task was cancelled")))) {
+  if (!state.fail(cancelled_error())) {
     return false;
   }
   bool closing = false;
@@ -181,7 +181,7 @@ bool ResultDrainer::cancel_unstarted(ResultStateBase& state) {
     if (where.where == SlotTable::Cancel::Where::backlog || where.where == SlotTable::Cancel::Where::ring) {
       // Its callbacks are run below, with no lock held.
       auto* const outer = std::exchange(deferred_callbacks, &callbacks);
-      cancelled = state.fail(std::make_exception_ptr(Cancelled("procpool::AsyncResult::cancel: the task was cancelled")));
+      cancelled = state.fail(cancelled_error());
       deferred_callbacks = outer;
     }
     if (where.where == SlotTable::Cancel::Where::ring) table_.dispatch_backlog_locked();
