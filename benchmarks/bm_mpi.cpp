@@ -22,6 +22,20 @@ static void BM_MpiRoundTrip(benchmark::State& state) {
 }
 BENCHMARK(BM_MpiRoundTrip)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
+// A chain of 1000 dependent tasks (AsyncResult arguments), beside the same
+// chain written as get()-then-submit; us_per_link is the cost of one link.
+static void BM_MpiDependencyChain(benchmark::State& state) {
+  procpool::mpi::Pool pool;
+  procpool_bench::time_dependency_chain(state, pool);
+}
+BENCHMARK(BM_MpiDependencyChain)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+static void BM_MpiGetThenSubmitChain(benchmark::State& state) {
+  procpool::mpi::Pool pool;
+  procpool_bench::time_get_then_submit_chain(state, pool);
+}
+BENCHMARK(BM_MpiGetThenSubmitChain)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 int main(int argc, char** argv) {
   procpool::mpi::Runtime mpi(argc, argv);  // ranks 1..N-1 serve here
   benchmark::Initialize(&argc, argv);

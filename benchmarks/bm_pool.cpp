@@ -50,6 +50,20 @@ static void BM_PoolRoundTrip(benchmark::State& state) {
 }
 BENCHMARK(BM_PoolRoundTrip)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
+// A chain of 1000 dependent tasks (AsyncResult arguments), beside the same
+// chain written as get()-then-submit; us_per_link is the cost of one link.
+static void BM_PoolDependencyChain(benchmark::State& state) {
+  procpool::Pool pool(workers);
+  pb::time_dependency_chain(state, pool);
+}
+BENCHMARK(BM_PoolDependencyChain)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+static void BM_PoolGetThenSubmitChain(benchmark::State& state) {
+  procpool::Pool pool(workers);
+  pb::time_get_then_submit_chain(state, pool);
+}
+BENCHMARK(BM_PoolGetThenSubmitChain)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 // Respawn: SIGKILL the only worker, then time until a task's result comes back
 // from its replacement (death noticed, zygote forks, task runs).
 static void BM_PoolRespawn(benchmark::State& state) {

@@ -112,6 +112,16 @@ FIGURES = [
          thread_pool=("BM_SerialCpuBound", "BM_ThreadPoolCpuBound"),
          python=("cpu_bound_serial_s", "cpu_bound_pool_s"),
          targets=[dict(of="procpool", op=">=", bound=1.9)]),
+    # A chain of 1000 dependent tasks: each link an AsyncResult argument
+    # (queued by the result thread), beside the loop a user writes without
+    # them (get() each link, then submit the next).
+    dict(key="dependency_chain", title="chain of dependent tasks (AsyncResult arguments), per link",
+         kind="latency", counter="us_per_link",
+         procpool="BM_PoolDependencyChain", thread_pool=None, python=None,
+         targets=[dict(of="figure", figure="get_then_submit_chain", op="<=", bound=1.0, aim=True)]),
+    dict(key="get_then_submit_chain", title="the same chain as get()-then-submit, per link",
+         kind="latency", counter="us_per_link",
+         procpool="BM_PoolGetThenSubmitChain", thread_pool=None, python=None),
     dict(key="start_stop", title="create Pool(2), one task, close+join",
          kind="latency",
          procpool="BM_PoolStartStop",
@@ -235,11 +245,18 @@ FIGURES += [
          procpool="BM_MpiRoundTrip",
          thread_pool=None,
          python="mpi4py_roundtrip_us"),
+    dict(key="mpi_dependency_chain", title="MPI ranks: chain of dependent tasks, per link",
+         kind="latency", counter="us_per_link", mpi=True,
+         procpool="BM_MpiDependencyChain", thread_pool=None, python=None),
+    dict(key="mpi_get_then_submit_chain", title="MPI ranks: the same chain as get()-then-submit, per link",
+         kind="latency", counter="us_per_link", mpi=True,
+         procpool="BM_MpiGetThenSubmitChain", thread_pool=None, python=None),
 ]
 
 # How a target of="figure" names the figure it divides by.
 FIGURE_NAMES = {
     "fresh_vector_16mib": "the fresh-vector floor",
+    "get_then_submit_chain": "the get()-then-submit chain",
     "roundtrip": "the no-op round trip",
     "memcpy_16mib": "the memcpy ceiling",
 }

@@ -5,6 +5,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <chrono>
 #include <cstdint>
 #include <procpool/task_pool.hpp>
 #include <vector>
@@ -52,6 +53,40 @@ inline void time_round_trip(benchmark::State& state, procpool::TaskPool& pool) {
     int r = pool.apply_async(noop, i++).get();
     benchmark::DoNotOptimize(r);
   }
+}
+
+inline int increment(int x) { return x + 1; }
+constexpr int chain_links = 1000;  // links per iteration of the chain figures
+
+inline void set_us_per_link(benchmark::State& state, std::chrono::steady_clock::time_point start) {
+  const std::chrono::duration<double, std::micro> elapsed = std::chrono::steady_clock::now() - start;
+  state.counters["us_per_link"] = elapsed.count() / (static_cast<double>(state.iterations()) * chain_links);
+}
+
+// A chain of dependent tasks, each link taking the previous link's
+// AsyncResult as its argument: built at once, run link by link as results
+// arrive (the next link is queued by the pool's result thread).
+// us_per_link = real time per link.
+inline void time_dependency_chain(benchmark::State& state, procpool::TaskPool& pool) {
+  const auto start = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    procpool::AsyncResult<int> link = pool.apply_async(increment, 0);
+    for (int i = 1; i < chain_links; ++i) link = pool.apply_async(increment, link);
+    if (link.get() != chain_links) state.SkipWithError("wrong chain result");
+  }
+  set_us_per_link(state, start);
+}
+
+// The same chain the way one writes it without dependencies: wait for each
+// link's value, then submit the next one.
+inline void time_get_then_submit_chain(benchmark::State& state, procpool::TaskPool& pool) {
+  const auto start = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    int value = 0;
+    for (int i = 0; i < chain_links; ++i) value = pool.apply_async(increment, value).get();
+    if (value != chain_links) state.SkipWithError("wrong chain result");
+  }
+  set_us_per_link(state, start);
 }
 
 }  // namespace procpool_bench

@@ -20,9 +20,38 @@ void Lifecycle::check_running_locked(const char* call) const {
   }
 }
 
+void Lifecycle::defer(const char* call) {
+  std::lock_guard lock(mutex_);
+  check_running_locked(call);
+  ++deferred_;
+}
+
+void Lifecycle::undefer() noexcept {
+  bool last = false;
+  {
+    std::lock_guard lock(mutex_);
+    last = --deferred_ == 0 && phase_ == Phase::closing;
+  }
+  if (last) {
+    deferred_changed_.notify_all();
+    steps_.deferred_done();
+  }
+}
+
+void Lifecycle::wait_deferred() {
+  std::unique_lock lock(mutex_);
+  deferred_changed_.wait(lock, [&] { return deferred_ == 0 || phase_ == Phase::terminated; });
+}
+
+void Lifecycle::check_queueing_locked(const char* call, bool deferred) const {
+  if (deferred && broken_.empty() && phase_ == Phase::closing) return;
+  check_running_locked(call);
+}
+
 void Lifecycle::set_phase_locked(Phase phase) noexcept {
   phase_ = phase;
   stopped_taking_.store(phase != Phase::running, std::memory_order_relaxed);
+  if (phase == Phase::terminated) deferred_changed_.notify_all();
 }
 
 void Lifecycle::close_locked() noexcept {

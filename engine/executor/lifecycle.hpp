@@ -5,6 +5,8 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <cstddef>
 #include <exception>
 #include <mutex>
 #include <string>
@@ -30,6 +32,9 @@ class LifecycleSteps {
   // join(), once: wait until the workers have left and the pool's threads
   // have stopped.
   virtual void wait_stopped() noexcept = 0;
+  // The last deferred task of a closing pool was queued or dropped: the
+  // workers may now be told to stop once the queue is empty.
+  virtual void deferred_done() noexcept {}
 
  protected:
   ~LifecycleSteps() = default;
@@ -58,6 +63,18 @@ class Lifecycle {
   // once it is broken).
   void check_running(const char* call) const;
   void check_running_locked(const char* call) const;
+
+  // A task submitted while the pool runs but queued only once its arguments
+  // are ready (an AsyncResult argument) is deferred: until undefer(), a
+  // closing pool still queues it and does not stop its workers, and join()
+  // waits for it. defer() throws as check_running() does.
+  void defer(const char* call);
+  void undefer() noexcept;
+  std::size_t deferred_locked() const noexcept { return deferred_; }
+  // Blocks until no task is deferred, or the pool is terminated.
+  void wait_deferred();
+  // As check_running_locked(), but a deferred task may still be queued after close().
+  void check_queueing_locked(const char* call, bool deferred) const;
 
   // Python's semantics: close() and a running pool's finish() let the queue
   // drain; terminate() also works after close() (a pool stuck behind a hung
@@ -98,6 +115,8 @@ class Lifecycle {
   // phase_ != running, for a look without the lock; written under mutex_.
   std::atomic<bool> stopped_taking_{false};
   std::string broken_;  // why the pool is broken ("": it is not); under mutex_
+  std::size_t deferred_ = 0;  // see defer(); under mutex_
+  std::condition_variable deferred_changed_;
   // Held while wait_stopped() runs, so it runs once; taken after no other lock.
   std::mutex join_mutex_;
   bool joined_ = false;

@@ -74,6 +74,8 @@ bool ResultStateBase::cancel() {
     if (any) fail(cancelled_error());
     return any;
   }
+  // Never queued: nothing to stop (a dependent task checks before it is queued).
+  if (task_id() == 0) return fail(cancelled_error());
   if (const auto source = source_.lock()) return source->cancel(*this);
   // No pool behind it any more: it can only have been failed, or be about to.
   return false;
@@ -113,8 +115,19 @@ void ResultStateBase::give_place_back() noexcept {
   if (place_) std::exchange(place_, nullptr)->release();
 }
 
-void run_callbacks(std::vector<std::function<void()>>& callbacks) noexcept {
-  for (auto& callback : callbacks) {
+namespace {
+
+// Callbacks complete other states, whose callbacks then run nested: a
+// then() chain 10,000 links long would go 10,000 frames deep. Past this
+// depth they wait in the outermost run's queue instead.
+constexpr int max_nested_callbacks = 32;
+thread_local int callback_depth = 0;
+thread_local std::vector<std::function<void()>>* overflow_callbacks = nullptr;
+
+void run_each(std::vector<std::function<void()>>& callbacks) noexcept {
+  ++callback_depth;
+  for (auto& c : callbacks) {
+    auto callback = std::move(c);  // its captures go as soon as it has run
     try {
       callback();
     } catch (const std::exception& e) {
@@ -123,6 +136,32 @@ void run_callbacks(std::vector<std::function<void()>>& callbacks) noexcept {
       std::fprintf(stderr, "procpool: an AsyncResult callback threw a non-standard exception\n");
     }
   }
+  --callback_depth;
+  callbacks.clear();
+}
+
+}  // namespace
+
+void run_callbacks(std::vector<std::function<void()>>& callbacks) noexcept {
+  if (callbacks.empty()) return;
+  if (overflow_callbacks != nullptr && callback_depth >= max_nested_callbacks) {
+    for (auto& callback : callbacks) overflow_callbacks->push_back(std::move(callback));
+    callbacks.clear();
+    return;
+  }
+  if (overflow_callbacks != nullptr) {
+    run_each(callbacks);
+    return;
+  }
+  std::vector<std::function<void()>> overflow;
+  overflow_callbacks = &overflow;
+  run_each(callbacks);
+  while (!overflow.empty()) {
+    auto batch = std::move(overflow);
+    overflow.clear();
+    run_each(batch);
+  }
+  overflow_callbacks = nullptr;
 }
 
 void ResultStateBase::on_complete(std::function<void()> callback) {

@@ -40,10 +40,11 @@ std::shared_ptr<MpiCore> MpiCore::create(std::shared_ptr<Manager> manager) {
   return core;
 }
 
-void MpiCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
-                     procpool::detail::FunctionRef<void(OutputBuffer&)> encode, const TaskOptions& options) {
+void MpiCore::queue(const char* call, std::shared_ptr<ResultStateBase> state,
+                    procpool::detail::FunctionRef<void(OutputBuffer&)> encode, const TaskOptions& options,
+                    bool deferred) {
   check_options(call, options);
-  lifecycle_.check_running(call);
+  if (!deferred) lifecycle_.check_running(call);
   // Room for the header first, so a small task is one buffer to copy and send.
   thread_local procpool::detail::MemfdStore spill;
   thread_local OutputBuffer out(&spill);
@@ -74,7 +75,7 @@ void MpiCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
   }
   {
     std::lock_guard lock(lifecycle_.mutex());
-    lifecycle_.check_running_locked(call);
+    lifecycle_.check_queueing_locked(call, deferred);
     ledger_->opened();
   }
   manager_->submit(std::move(task));

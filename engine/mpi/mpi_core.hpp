@@ -25,8 +25,16 @@ class MpiCore final : public procpool::detail::Executor,
 
   const char* display_name() const noexcept override { return lifecycle_.display_name(); }
   void submit(const char* call, std::shared_ptr<ResultStateBase> state,
-              procpool::detail::FunctionRef<void(OutputBuffer&)> encode, const TaskOptions& options) override;
+              procpool::detail::FunctionRef<void(OutputBuffer&)> encode, const TaskOptions& options) override {
+    queue(call, std::move(state), encode, options, false);
+  }
   void check_running(const char* call) const override { lifecycle_.check_running(call); }
+  void defer(const char* call) override { lifecycle_.defer(call); }
+  void submit_deferred(const char* call, std::shared_ptr<ResultStateBase> state,
+                       procpool::detail::FunctionRef<void(OutputBuffer&)> encode, const TaskOptions& options) override {
+    queue(call, std::move(state), encode, options, true);
+  }
+  void undefer() noexcept override { lifecycle_.undefer(); }
   // Shared values go to the ranks by the manager (SharedArray fails in submit).
   void check_shares(const char* call) const override { check_running(call); }
   int processes() const noexcept override { return workers_; }
@@ -54,7 +62,13 @@ class MpiCore final : public procpool::detail::Executor,
   // cancel, and joining waits for this pool's open tasks.
   void before_closing() noexcept override { flush_inputs(); }
   void stop_now(const std::exception_ptr& error) noexcept override;
-  void wait_stopped() noexcept override { ledger_->wait_until_empty(); }
+  void wait_stopped() noexcept override {
+    lifecycle_.wait_deferred();
+    ledger_->wait_until_empty();
+  }
+  // submit(), or submit_deferred() if `deferred`.
+  void queue(const char* call, std::shared_ptr<ResultStateBase> state,
+             procpool::detail::FunctionRef<void(OutputBuffer&)> encode, const TaskOptions& options, bool deferred);
 
   std::shared_ptr<Manager> manager_;
   const int workers_;

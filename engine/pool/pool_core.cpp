@@ -109,16 +109,16 @@ PoolCore::~PoolCore() {
   lifecycle_.terminate();
 }
 
-void PoolCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
-                      FunctionRef<void(OutputBuffer&)> encode, const TaskOptions& options) {
+void PoolCore::queue(const char* call, std::shared_ptr<ResultStateBase> state, FunctionRef<void(OutputBuffer&)> encode,
+                     const TaskOptions& options, bool deferred) {
   // A first look without the lock, so a closed pool does not serialize the
   // task; the check that counts is the one under the lock below.
-  if (!lifecycle_.accepting()) check_running(call);
+  if (!lifecycle_.accepting() && !deferred) check_running(call);
   if (pending_) {
     // max_pending: wait for a place (pumping results meanwhile).
     if (pending_->acquire(&drainer_)) {
       state->hold_place(pending_);
-    } else {
+    } else if (!deferred) {
       check_running(call);  // released by close() or terminate(): throws as a closed pool does
     }
   }
@@ -155,7 +155,7 @@ void PoolCore::submit(const char* call, std::shared_ptr<ResultStateBase> state,
   ResultStateBase* const queued = task.state.get();  // the caller holds it too
   std::unique_lock lock(lifecycle_.mutex());
   try {
-    lifecycle_.check_running_locked(call);
+    lifecycle_.check_queueing_locked(call, deferred);
     table_.queue_locked(std::move(task), out.data(), out.size());
   } catch (...) {
     lock.unlock();

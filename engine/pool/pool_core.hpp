@@ -53,8 +53,16 @@ class PoolCore final : public Executor, private LifecycleSteps {
 
   const char* display_name() const noexcept override { return lifecycle_.display_name(); }
   void submit(const char* call, std::shared_ptr<ResultStateBase> state, FunctionRef<void(OutputBuffer&)> encode,
-              const TaskOptions& options) override;
+              const TaskOptions& options) override {
+    queue(call, std::move(state), encode, options, false);
+  }
   void check_running(const char* call) const override { lifecycle_.check_running(call); }
+  void defer(const char* call) override { lifecycle_.defer(call); }
+  void submit_deferred(const char* call, std::shared_ptr<ResultStateBase> state,
+                       FunctionRef<void(OutputBuffer&)> encode, const TaskOptions& options) override {
+    queue(call, std::move(state), encode, options, true);
+  }
+  void undefer() noexcept override { lifecycle_.undefer(); }
   void check_shares(const char* call) const override { check_running(call); }
   int processes() const noexcept override { return processes_; }
   void close() override { lifecycle_.close(); }
@@ -76,6 +84,10 @@ class PoolCore final : public Executor, private LifecycleSteps {
   void take_unfinished_locked() override { table_.take_all_locked(terminated_tasks_, false); }
   void stop_now(const std::exception_ptr& error) noexcept override;
   void wait_stopped() noexcept override;
+  void deferred_done() noexcept override { drainer_.signal(); }
+  // submit(), or submit_deferred() if `deferred`.
+  void queue(const char* call, std::shared_ptr<ResultStateBase> state, FunctionRef<void(OutputBuffer&)> encode,
+             const TaskOptions& options, bool deferred);
   // Submitters blocked by max_pending stop waiting (and throw, as the pool is closed).
   void stop_limiting() noexcept {
     if (pending_) pending_->close();

@@ -109,7 +109,8 @@ bool ResultDrainer::drain_all(bool changed) {
   table_.forget_released_blocks_locked();
   if (progressed) table_.steal_for_idle_workers_locked();
   const bool closing = lifecycle_.phase_locked() == Lifecycle::Phase::closing;
-  if (closing && table_.backlog_empty_locked()) table_.send_stops_locked();
+  // A deferred task (waiting for its arguments) may still be queued.
+  if (closing && table_.backlog_empty_locked() && lifecycle_.deferred_locked() == 0) table_.send_stops_locked();
   return progressed;
 }
 

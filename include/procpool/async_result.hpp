@@ -9,14 +9,63 @@
 #include <string>
 #include <utility>
 
+#include "procpool/detail/result_awaiter.hpp"
+#include "procpool/detail/result_promise.hpp"
 #include "procpool/detail/result_state.hpp"
 #include "procpool/errors.hpp"
 
 namespace procpool {
 
 class TaskPool;
+template <class T>
+class AsyncResult;
 
 namespace detail {
+template <class T>
+inline constexpr bool is_async_result_v = false;
+template <class T>
+inline constexpr bool is_async_result_v<AsyncResult<T>> = true;
+
+// AsyncResult<V> -> V; any other U -> U.
+template <class U>
+struct unwrapped {
+  using type = U;
+};
+template <class V>
+struct unwrapped<AsyncResult<V>> {
+  using type = V;
+};
+template <class U>
+using unwrapped_t = typename unwrapped<U>::type;
+
+// What then(f) calls: f(const T&), or f() for an AsyncResult<void>.
+template <class F, class T>
+struct continuation {
+  static constexpr bool valid = std::is_invocable_v<F&, const T&>;
+  using result = std::invoke_result<F&, const T&>;
+};
+template <class F>
+struct continuation<F, void> {
+  static constexpr bool valid = std::is_invocable_v<F&>;
+  using result = std::invoke_result<F&>;
+};
+template <class F, class T>
+concept Continuation = continuation<F, T>::valid;
+template <class F, class T>
+using continuation_result_t = std::decay_t<typename continuation<F, T>::result::type>;
+
+// The state behind an AsyncResult, for procpool's own templates.
+struct StateAccess {
+  template <class T>
+  static const std::shared_ptr<ResultState<T>>& state(const AsyncResult<T>& result) {
+    return result.checked_state();
+  }
+  template <class T>
+  static bool bound(const AsyncResult<T>& result) noexcept {
+    return result.state_ != nullptr;
+  }
+};
+
 template <class T>
 struct value_callback {
   using type = std::function<void(const T&)>;
@@ -33,12 +82,18 @@ struct value_callback<void> {
 /// state. get() may be called any number of times. All members are
 /// thread-safe: several threads may wait on one result.
 template <class T>
-class [[nodiscard]] AsyncResult {
+class AsyncResult {
  public:
   /// The task's result type (void for a task that returns nothing).
   using value_type = T;
   /// The value callback of then(): void(const T&), or void() for AsyncResult<void>.
   using Callback = typename detail::value_callback<T>::type;
+  /// Makes AsyncResult<T> a coroutine's return type: the coroutine runs at
+  /// once on the calling thread until its first co_await that suspends, and
+  /// its co_return completes the result (an exception escaping it fails the
+  /// result with that exception). cancel() on such a result fails it with
+  /// Cancelled; the coroutine goes on, its outcome ignored.
+  using promise_type = detail::ResultPromise<T>;
 
   /// An empty result, not bound to any task: every member but ready() throws
   /// ValueError. Never blocks or throws.
@@ -127,7 +182,7 @@ class [[nodiscard]] AsyncResult {
   /// cancel()). Exceptions thrown by a callback are reported on stderr and
   /// otherwise ignored. Never blocks on the task. Throws ValueError if the
   /// result is empty. Thread-safe.
-  void then(Callback callback, std::function<void(std::exception_ptr)> error_callback = {}) const {
+  void then(Callback callback, std::function<void(std::exception_ptr)> error_callback) const {
     auto state = checked_state();
     state->on_complete([state, callback = std::move(callback), error_callback = std::move(error_callback)] {
       if (state->error()) {
@@ -141,9 +196,74 @@ class [[nodiscard]] AsyncResult {
       }
     });
   }
+  /// A continuation: returns the future of `callback(value)` (`callback()`
+  /// for an AsyncResult<void>), an AsyncResult<U> with U what the callback
+  /// returns. If this result fails, the returned one fails with the same
+  /// error and the callback does not run; if the callback throws, the
+  /// returned one fails with what it threw. A callback that returns an
+  /// AsyncResult<V> (say, it submits another task) gives an AsyncResult<V>
+  /// that completes with that task: chains of tasks need no nesting.
+  /// The callback runs in this process, where then()'s one-argument form
+  /// runs (above), once; it may capture anything. Cancelling the returned
+  /// result only keeps the callback from running (this result goes on).
+  /// Never blocks; throws ValueError if the result is empty. Thread-safe.
+  template <class F>
+    requires detail::Continuation<F, T>
+  auto then(F callback) const -> AsyncResult<detail::unwrapped_t<detail::continuation_result_t<F, T>>> {
+    using U = detail::continuation_result_t<F, T>;
+    using V = detail::unwrapped_t<U>;
+    auto source = checked_state();
+    auto next = std::make_shared<detail::ResultState<V>>();
+    next->follow_source(*source);
+    source->on_complete([source, next, callback = std::move(callback)]() mutable {
+      if (source->error()) {
+        next->fail(source->error());
+        return;
+      }
+      if (next->ready()) return;  // cancelled
+      try {
+        if constexpr (detail::is_async_result_v<U>) {
+          U inner = call(callback, *source);
+          detail::forward_outcome(detail::StateAccess::state(inner), next);
+        } else if constexpr (std::is_void_v<U>) {
+          call(callback, *source);
+          next->set_value();
+        } else {
+          next->set_value(call(callback, *source));
+        }
+      } catch (...) {
+        next->fail(std::current_exception());
+      }
+    });
+    return AsyncResult<V>(std::move(next));
+  }
+
+  /// `co_await result` in any C++20 coroutine: suspends until the task has
+  /// finished (not at all if it has), then gives its value or throws its
+  /// error, as get() would. The coroutine resumes on the thread that
+  /// completes the result: the pool's result-handling thread (on a
+  /// procpool::mpi::Pool its callback thread), or the thread calling
+  /// cancel() or terminate() on it. Code there should not block (wait with
+  /// co_await, not get()). Throws ValueError if the result is empty.
+  auto operator co_await() const& { return detail::ResultAwaiter<T>{checked_state()}; }
+  /// As above; the value of a result no one else holds is moved out.
+  auto operator co_await() && {
+    checked_state();
+    return detail::ResultAwaiter<T>{std::move(state_)};
+  }
 
  private:
   friend class TaskPool;
+  friend struct detail::StateAccess;
+
+  template <class F>
+  static decltype(auto) call(F& callback, const detail::ResultState<T>& state) {
+    if constexpr (std::is_void_v<T>) {
+      return callback();
+    } else {
+      return callback(state.value());
+    }
+  }
   // get() for a result no one else can see (map's own): moves the value out
   // instead of copying it, which for a million items is most of map's time.
   T take() {

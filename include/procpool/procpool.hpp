@@ -48,6 +48,7 @@
 #include <cereal/types/variant.hpp>
 #include <cereal/types/vector.hpp>
 
+#include "procpool/as_completed.hpp"
 #include "procpool/async_result.hpp"
 #include "procpool/errors.hpp"
 #include "procpool/pool.hpp"
@@ -58,3 +59,4 @@
 #include "procpool/task_options.hpp"
 #include "procpool/this_task.hpp"
 #include "procpool/version.hpp"
+#include "procpool/when.hpp"

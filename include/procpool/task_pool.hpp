@@ -16,6 +16,7 @@
 
 #include "procpool/async_result.hpp"
 #include "procpool/detail/chunk.hpp"
+#include "procpool/detail/dependent_task.hpp"
 #include "procpool/detail/executor.hpp"
 #include "procpool/detail/map_state.hpp"
 #include "procpool/detail/task_codec.hpp"
@@ -72,9 +73,20 @@ class TaskPool {
   /// from that wait). An argument that fails to serialize at run time fails
   /// the result with SerializationError instead of throwing here.
   /// Thread-safe.
+  ///
+  /// An AsyncResult<T> argument where f takes a T makes a dependency: the
+  /// call returns at once, the task is queued when every such argument is
+  /// ready (on the thread that completes the last one, usually the pool's
+  /// result thread) and receives their values; if one fails, the result
+  /// fails with the same error and the task never runs. The arguments may
+  /// come from any pool, then() or when_all(). A task waiting for its
+  /// arguments counts as queued: close() still lets it run, join() waits
+  /// for it; cancel() on its result keeps it from ever being queued.
+  /// (PoolOptions::max_pending counts it from when it is queued.)
   template <class F, class... Args>
     requires(!std::is_same_v<F, TaskOptions>)
-  auto apply_async(F f, const Args&... args) -> AsyncResult<detail::task_result_t<F, Args...>> {
+  [[nodiscard]] auto apply_async(F f, const Args&... args)
+      -> AsyncResult<detail::task_result_t<F, detail::dependency_value_t<Args>...>> {
     return apply_async(TaskOptions{}, f, args...);
   }
   /// As apply_async(f, args...), under a per-task policy: a hard `timeout`
@@ -82,13 +94,17 @@ class TaskPool {
   /// to stop), `retries` after WorkerLost or TaskTimeout, and a `priority`
   /// among queued tasks (see TaskOptions). Thread-safe.
   template <class F, class... Args>
-  auto apply_async(const TaskOptions& options, F f, const Args&... args)
-      -> AsyncResult<detail::task_result_t<F, Args...>> {
-    detail::check_task<F, Args...>();
-    using R = detail::task_result_t<F, Args...>;
+  [[nodiscard]] auto apply_async(const TaskOptions& options, F f, const Args&... args)
+      -> AsyncResult<detail::task_result_t<F, detail::dependency_value_t<Args>...>> {
+    detail::check_task<F, detail::dependency_value_t<Args>...>();
+    using R = detail::task_result_t<F, detail::dependency_value_t<Args>...>;
     auto state = std::make_shared<detail::ResultState<R>>();
-    core_->submit(
-        "apply_async", state, [&](detail::OutputBuffer& out) { detail::encode_task(out, f, args...); }, options);
+    if constexpr (detail::has_dependency_v<Args...>) {
+      std::make_shared<detail::DependentTask<F, Args...>>(core_, options, state, f, args...)->start();
+    } else {
+      core_->submit(
+          "apply_async", state, [&](detail::OutputBuffer& out) { detail::encode_task(out, f, args...); }, options);
+    }
     return AsyncResult<R>(std::move(state));
   }
 
@@ -98,12 +114,13 @@ class TaskPool {
   /// as AsyncResult::get() does. Thread-safe.
   template <class F, class... Args>
     requires(!std::is_same_v<F, TaskOptions>)
-  auto apply(F f, const Args&... args) -> detail::task_result_t<F, Args...> {
+  auto apply(F f, const Args&... args) -> detail::task_result_t<F, detail::dependency_value_t<Args>...> {
     return apply_async(f, args...).get();
   }
   /// As apply(f, args...), under `options` (see TaskOptions). Thread-safe.
   template <class F, class... Args>
-  auto apply(const TaskOptions& options, F f, const Args&... args) -> detail::task_result_t<F, Args...> {
+  auto apply(const TaskOptions& options, F f, const Args&... args)
+      -> detail::task_result_t<F, detail::dependency_value_t<Args>...> {
     return apply_async(options, f, args...).get();
   }
 
@@ -131,7 +148,7 @@ class TaskPool {
   /// what reading the input throws, and ValueError after close() or
   /// terminate(). Thread-safe.
   template <class F, std::ranges::input_range Range>
-  auto map_async(F f, Range&& items, std::size_t chunksize = 0) {
+  [[nodiscard]] auto map_async(F f, Range&& items, std::size_t chunksize = 0) {
     return map_items<false, detail::map_item_t<Range>>("map_async", f, items, chunksize);
   }
   /// As map(), with each item a tuple (or pair) unpacked into f's arguments.
@@ -143,7 +160,7 @@ class TaskPool {
   /// As map_async(), with each item unpacked as starmap() does. Returns once
   /// the input has been submitted; throws as map_async(). Thread-safe.
   template <class F, std::ranges::input_range Range>
-  auto starmap_async(F f, Range&& items, std::size_t chunksize = 0) {
+  [[nodiscard]] auto starmap_async(F f, Range&& items, std::size_t chunksize = 0) {
     return map_items<true, detail::map_item_t<Range>>("starmap_async", f, items, chunksize);
   }
   /// Applies f to every item of any input range, lazily: the input is read a

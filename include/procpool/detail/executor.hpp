@@ -30,6 +30,14 @@ class Executor : public std::enable_shared_from_this<Executor> {
                       FunctionRef<void(OutputBuffer&)> encode, const TaskOptions& options) = 0;
   // Throws ValueError, naming `call`, unless the pool takes tasks.
   virtual void check_running(const char* call) const = 0;
+  // A task whose arguments are not ready (an AsyncResult argument) is
+  // deferred from apply_async until it is submitted with submit_deferred()
+  // or dropped, then undefer(): meanwhile close() still lets it be queued
+  // and join() waits for it. defer() throws as submit() would.
+  virtual void defer(const char* call) = 0;
+  virtual void submit_deferred(const char* call, std::shared_ptr<ResultStateBase> state,
+                               FunctionRef<void(OutputBuffer&)> encode, const TaskOptions& options) = 0;
+  virtual void undefer() noexcept = 0;
   // close() asks `flusher` to submit the rest of its input first. Thread-safe.
   void register_flusher(std::weak_ptr<InputFlusher> flusher);
   // Throws ValueError, naming `call`, unless the pool takes tasks and can

@@ -10,7 +10,10 @@
 #include <mutex>
 #include <optional>
 #include <sys/types.h>
+#include <type_traits>
 #include <vector>
+
+#include <cereal/details/traits.hpp>
 
 #include "procpool/detail/buffer.hpp"
 #include "procpool/detail/wire_archive.hpp"
@@ -46,7 +49,9 @@ class ResultStateBase {
 
   // AsyncResult::cancel(): false if already complete; else cancels the parts
   // (a map's chunks) or asks the pool to cancel the task, and fails with
-  // Cancelled. Thread-safe.
+  // Cancelled. A state no pool has queued (task_id() 0: a then() or
+  // when_all() result, a task still waiting for its arguments) just fails.
+  // Thread-safe.
   bool cancel();
   // As cancel(), but only if the task has not started (nor a part of it):
   // a running task is left alone. For an abandoned imap. Thread-safe.
@@ -59,13 +64,25 @@ class ResultStateBase {
   std::uint64_t task_id() const noexcept { return task_id_.load(std::memory_order_acquire); }
 
   // Runs `callback` once when complete: at once, on this thread, if already so.
+  // Callbacks a callback's completions trigger run nested, but past a
+  // small depth (a then() chain thousands of links long) they run after the
+  // outermost callback returns, on the same thread: the stack stays shallow.
   void on_complete(std::function<void()> callback);
 
   // Valid once ready().
   const std::exception_ptr& error() const noexcept { return error_; }
 
   // The pool that will complete this state, for waiters to pump.
-  void set_source(std::weak_ptr<ResultSource> source) noexcept { source_ = std::move(source); }
+  // Naming the source it has already does not write: a state attached before
+  // it was queued (a task waiting for its arguments) may have waiters
+  // reading it meanwhile.
+  void set_source(std::weak_ptr<ResultSource> source) noexcept {
+    if (!source_.owner_before(source) && !source.owner_before(source_)) return;
+    source_ = std::move(source);
+  }
+  // A state completed from another's callback (then(), when_all()) pumps
+  // the pool of the one it follows.
+  void follow_source(const ResultStateBase& other) noexcept { source_ = other.source_; }
   // Before the task is queued: it holds a place of `limit` until it
   // completes (complete() gives it back).
   void hold_place(std::shared_ptr<PendingLimit> limit) noexcept { place_ = std::move(limit); }
@@ -98,15 +115,20 @@ class ResultStateBase {
 template <class T>
 class ResultState final : public ResultStateBase {
  public:
+  using value_type = T;
   void deliver(InputBuffer& in, pid_t) override {
-    T value{};
-    {
-      WireInputArchive archive(in);
-      archive(value);
+    // A value made in this process (then(), when_all()) need not travel.
+    if constexpr (std::is_default_constructible_v<T> &&
+                  cereal::traits::is_input_serializable<T, WireInputArchive>::value) {
+      T value{};
+      {
+        WireInputArchive archive(in);
+        archive(value);
+      }
+      if (!claim()) return;
+      value_.emplace(std::move(value));
+      complete();
     }
-    if (!claim()) return;
-    value_.emplace(std::move(value));
-    complete();
   }
   // Completes with `value` (for results assembled in the parent, like map's),
   // unless already complete.
@@ -127,6 +149,7 @@ class ResultState final : public ResultStateBase {
 template <>
 class ResultState<void> final : public ResultStateBase {
  public:
+  using value_type = void;
   void deliver(InputBuffer&, pid_t) override {
     if (claim()) complete();
   }
