@@ -7,8 +7,10 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 
+#include "procpool/detail/continuation.hpp"
 #include "procpool/detail/result_awaiter.hpp"
 #include "procpool/detail/result_promise.hpp"
 #include "procpool/detail/result_state.hpp"
@@ -21,39 +23,6 @@ template <class T>
 class AsyncResult;
 
 namespace detail {
-template <class T>
-inline constexpr bool is_async_result_v = false;
-template <class T>
-inline constexpr bool is_async_result_v<AsyncResult<T>> = true;
-
-// AsyncResult<V> -> V; any other U -> U.
-template <class U>
-struct unwrapped {
-  using type = U;
-};
-template <class V>
-struct unwrapped<AsyncResult<V>> {
-  using type = V;
-};
-template <class U>
-using unwrapped_t = typename unwrapped<U>::type;
-
-// What then(f) calls: f(const T&), or f() for an AsyncResult<void>.
-template <class F, class T>
-struct continuation {
-  static constexpr bool valid = std::is_invocable_v<F&, const T&>;
-  using result = std::invoke_result<F&, const T&>;
-};
-template <class F>
-struct continuation<F, void> {
-  static constexpr bool valid = std::is_invocable_v<F&>;
-  using result = std::invoke_result<F&>;
-};
-template <class F, class T>
-concept Continuation = continuation<F, T>::valid;
-template <class F, class T>
-using continuation_result_t = std::decay_t<typename continuation<F, T>::result::type>;
-
 // The state behind an AsyncResult, for procpool's own templates.
 struct StateAccess {
   template <class T>
@@ -66,14 +35,6 @@ struct StateAccess {
   }
 };
 
-template <class T>
-struct value_callback {
-  using type = std::function<void(const T&)>;
-};
-template <>
-struct value_callback<void> {
-  using type = std::function<void()>;
-};
 }  // namespace detail
 
 /// The outcome of a task submitted with Pool::apply_async (or map_async): a
