@@ -48,12 +48,13 @@ std::string describe(Dwfl* dwfl, std::uintptr_t address) {
   if (Dwfl_Line* source = dwfl_module_getsrc(module, address); source != nullptr) {
     file = dwfl_lineinfo(source, nullptr, &line, nullptr, nullptr, nullptr);
   }
+  // Appended piece by piece: g++ 12 -O3 warns (-Wrestrict, wrongly) at chains of operator+.
   if (file != nullptr && line > 0) {
-    text += " at " + std::string(file) + ":" + std::to_string(line);
+    text.append(" at ").append(file).append(":").append(std::to_string(line));
   } else if (const char* path = dwfl_module_info(module, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
                                                  nullptr);
              path != nullptr) {
-    text += std::string(" (") + path + ")";
+    text.append(" (").append(path).append(")");
   }
   return text;
 }
@@ -71,7 +72,8 @@ std::string symbolize(std::span<const std::uintptr_t> frames) {
   for (std::size_t i = 0; i < frames.size(); ++i) {
     char address[32];
     std::snprintf(address, sizeof address, "%#llx", static_cast<unsigned long long>(frames[i]));
-    text += "#" + std::to_string(i) + " " + address + " " + describe(dwfl.get(), frames[i]) + "\n";
+    text.append("#").append(std::to_string(i)).append(" ").append(address).append(" ");
+    text.append(describe(dwfl.get(), frames[i])).append("\n");
   }
   return text;
 }
