@@ -23,9 +23,14 @@ constexpr unsigned unwind_limit_seconds = 5;
 CrashRecord* record = nullptr;
 std::atomic<bool> claimed{false};  // the first crashing thread writes the record; lock-free
 
+// Frames of the handler itself (and of a sanitizer's wrapper around it)
+// before the interrupted one: past these, the walk gives up.
+constexpr std::uint32_t handler_frames_max = 16;
+
 struct Walk {
   std::uintptr_t frames[crash_frames_max];
   std::uint32_t count = 0;
+  std::uint32_t skipped = 0;
   bool reached = false;  // past the handler's own frames, at the interrupted one
 };
 
@@ -34,7 +39,8 @@ _Unwind_Reason_Code collect(_Unwind_Context* context, void* arg) {
   int exact = 0;  // set for the frame the signal interrupted: its ip is the faulting instruction
   const std::uintptr_t ip = _Unwind_GetIPInfo(context, &exact);
   if (!walk.reached) {
-    if (exact == 0) return _URC_NO_REASON;  // the handler's frames, and the kernel's trampoline
+    // The handler's frames, and the kernel's trampoline.
+    if (exact == 0) return ++walk.skipped == handler_frames_max ? _URC_END_OF_STACK : _URC_NO_REASON;
     walk.reached = true;
   }
   if (ip == 0) return _URC_END_OF_STACK;
