@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   g++ meson ninja-build pkg-config cmake git doxygen python3
   libboost-dev libcereal-dev doctest-dev libbenchmark-dev
+  libdw-dev  # names a crashed worker's stack frames (WorkerLost::backtrace())
+  libbz2-dev  # libdw.pc's Libs.private: a static link with pkg-config --static needs -lbz2
   python3-matplotlib redis-server redis-tools libhiredis-dev
   clang libclang-rt-14-dev clang-16
   openmpi-bin libopenmpi-dev python3-mpi4py

@@ -1,6 +1,6 @@
 // What a worker inherits from the program that built its pool: none of its
 // signal handlers or blocked signals, none of its file descriptors but 0, 1,
-// 2 and PoolOptions::keep_fds.
+// 2 and PoolOptions::keep_fds. Only procpool's own crash handlers are set.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -24,13 +24,15 @@ namespace {
 volatile std::sig_atomic_t handled = 0;
 void parent_handler(int) { handled = 1; }
 
-// The signals whose disposition is not SIG_DFL here, then -1, then the blocked ones.
+// The signals whose disposition is not SIG_DFL here, then -1, then the blocked
+// ones. A handler of the parent's is -2.
 std::vector<int> signal_state() {
   std::vector<int> out;
   for (int sig = 1; sig < NSIG; ++sig) {
     struct sigaction action {};
     // glibc refuses its own real-time signals: nothing to compare for them.
     if (::sigaction(sig, nullptr, &action) != 0) continue;
+    if (action.sa_handler == parent_handler) out.push_back(-2);
     if (action.sa_handler != SIG_DFL) out.push_back(sig);
   }
   out.push_back(-1);
@@ -103,7 +105,9 @@ TEST_CASE("hygiene - workers start with every signal at its default and none blo
     options.processes = 2;
     options.maxtasksperchild = 1;
     procpool::Pool pool(options);
-    const std::vector<int> clean{-1};
+    // Only the crash signals are caught, by procpool, to record the stack
+    // (WorkerLost::backtrace()), and re-raised at their default.
+    const std::vector<int> clean{SIGILL, SIGABRT, SIGBUS, SIGFPE, SIGSEGV, -1};
     for (int i = 0; i < 6; ++i) CHECK(pool.apply(signal_state) == clean);
     // And a worker dies of SIGTERM and SIGUSR1 as by default, not into our handler.
     auto killed = pool.apply_async([] {
@@ -111,6 +115,12 @@ TEST_CASE("hygiene - workers start with every signal at its default and none blo
       return 0;
     });
     CHECK_THROWS_WITH_AS(killed.get(), doctest::Contains("SIGTERM"), procpool::WorkerLost);
+    // And of SIGSEGV, through procpool's handler, not ours.
+    auto crashed = pool.apply_async([] {
+      ::raise(SIGSEGV);
+      return 0;
+    });
+    CHECK_THROWS_WITH_AS(crashed.get(), doctest::Contains("SIGSEGV"), procpool::WorkerLost);
   }
   CHECK(handled == 0);
   ::pthread_sigmask(SIG_SETMASK, &saved_mask, nullptr);

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "engine/ipc/crash_record.hpp"
 #include "engine/ipc/doorbell.hpp"
 #include "engine/ipc/ring.hpp"
 #include "engine/sys/constants.hpp"
@@ -44,6 +45,8 @@ struct SlotControl {
   // Untrusted bytes: the reader bounds and terminates them.
   alignas(cache_line) std::atomic<bool> initializer_failed{false};
   char initializer_error[initializer_error_bytes] = {};
+  // The stack of a worker that crashed (engine/ipc/crash_record.hpp).
+  alignas(cache_line) CrashRecord crash;
 };
 
 struct PoolControl {

@@ -361,10 +361,13 @@ void Manager::check_lost_workers_locked(std::vector<Completion>& done) {
   last_liveness_check_ = now;
   for (Worker& w : workers_) {
     if (w.lost || w.inflight.empty() || !w.info.same_host || !process_gone(w.info.pid)) continue;
+    // How it died is its launcher's to know (it reaps the rank), not ours:
+    // signal 0 and exit status -1 say unknown (errors.hpp).
     lose_worker_locked(w,
                        std::make_exception_ptr(WorkerLost("procpool::mpi: worker rank " + std::to_string(w.info.rank) +
-                                                          " (pid " + std::to_string(w.info.pid) + " on " +
-                                                          w.info.host + ") died while running the task")),
+                                                              " (pid " + std::to_string(w.info.pid) + " on " +
+                                                              w.info.host + ") died while running the task",
+                                                          w.info.pid, 0, -1)),
                        true, done);
   }
 }

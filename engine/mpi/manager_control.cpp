@@ -16,8 +16,9 @@ std::exception_ptr counting_attempts(const std::exception_ptr& error, int attemp
   try {
     std::rethrow_exception(error);
   } catch (const WorkerLost& e) {
-    return std::make_exception_ptr(
-        WorkerLost(std::string(e.what()) + " (the last of " + std::to_string(attempts) + " attempts)"));
+    return std::make_exception_ptr(WorkerLost(std::string(e.what()) + " (the last of " + std::to_string(attempts) +
+                                                  " attempts)",
+                                              e.pid(), e.signal(), e.exit_status(), e.backtrace()));
   } catch (...) {
     return error;
   }

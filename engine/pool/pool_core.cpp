@@ -4,6 +4,7 @@
 #include <cstring>
 #include <poll.h>
 #include <string>
+#include <sys/wait.h>
 #include <utility>
 
 #include "engine/executor/attachments.hpp"
@@ -12,6 +13,7 @@
 #include "engine/pool/worker.hpp"
 #include "engine/ipc/arena_store.hpp"
 #include "engine/sys/constants.hpp"
+#include "engine/sys/symbolizer.hpp"
 #include "procpool/errors.hpp"
 
 namespace procpool::detail {
@@ -225,6 +227,11 @@ void PoolCore::on_exited(int index, pid_t pid, int status) {
   // Results it published before dying are good: take them first.
   while (drainer_.drain_results(index)) {
   }
+  WorkerDeath death{pid, status, {}};
+  // Its crash's stack, named here, outside the pool mutex, if a task is lost with it.
+  SlotControl& shared = region_.slot(index);
+  const auto frames = take_crash_frames(shared.crash, pid, WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  if (!frames.empty() && shared.running_task.load(std::memory_order_acquire) != 0) death.backtrace = symbolize(frames);
   std::vector<std::pair<PoolTask, std::exception_ptr>> failed;
   std::string broken;  // why the pool gives up on its workers ("": it does not)
   {
@@ -232,7 +239,7 @@ void PoolCore::on_exited(int index, pid_t pid, int status) {
     if (const auto error = take_initializer_error(region_.slot(index), status)) {
       broken = start_failures_.initializer_failed(*error, region_.pool().workers_initialized.load());
     }
-    failed = table_.exited_locked(index, pid, status, watch_.take_timed_out(index));
+    failed = table_.exited_locked(index, death, watch_.take_timed_out(index));
     if (broken.empty() && table_.worker_needed_locked(lifecycle_.phase_locked())) {
       table_.slot(index).state = WorkerSlot::State::starting;
       zygote_->request({ZygoteRequest::Op::spawn, index, 0, 0});

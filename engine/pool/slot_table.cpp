@@ -152,13 +152,14 @@ void SlotTable::started_locked(int index, pid_t pid, UniqueFd socket) {
   s.state = WorkerSlot::State::running;
 }
 
-std::vector<std::pair<PoolTask, std::exception_ptr>> SlotTable::exited_locked(int index, pid_t pid, int status,
+std::vector<std::pair<PoolTask, std::exception_ptr>> SlotTable::exited_locked(int index, const WorkerDeath& death,
                                                                               std::uint64_t timed_out) {
+  const int status = death.status;
   std::vector<std::pair<PoolTask, std::exception_ptr>> failed;
   WorkerSlot& slot = this->slot(index);
   const std::uint64_t running = region_.slot(index).running_task.load(std::memory_order_acquire);
   const bool ring_corrupt = WIFEXITED(status) && WEXITSTATUS(status) == worker_exit_corrupt_ring;
-  const std::string why = describe_exit(pid, status);
+  const std::string why = describe_exit(death.pid, status);
   // Of the tasks the worker did not finish, the one it was running is lost;
   // the others never started and go back to the queue.
   const auto frames = unconsumed_frames(slot.tasks);
@@ -169,7 +170,7 @@ std::vector<std::pair<PoolTask, std::exception_ptr>> SlotTable::exited_locked(in
                                     [&](const FrameView& f) { return f.header.task_id == task.id; });
     if (task.id == running) {
       const FrameView* payload = ring_corrupt || frame == frames.end() ? nullptr : &*frame;
-      if (auto error = lost_task_locked(task, why, running == timed_out, payload)) {
+      if (auto error = lost_task_locked(task, death, why, running == timed_out, payload)) {
         failed.emplace_back(std::move(task), std::move(error));
       } else if (!task.state->ready()) {
         requeue.push_back(std::move(task));  // another attempt

@@ -50,6 +50,13 @@ struct PoolTask {
   bool timed() const noexcept { return options.timeout.count() > 0 || options.soft_timeout.count() > 0; }
 };
 
+// How a worker ended, as the parent learned it.
+struct WorkerDeath {
+  pid_t pid = 0;
+  int status = 0;         // its wait status
+  std::string backtrace;  // its crash's stack, symbolized ("": none)
+};
+
 // The id a task's state carries (ResultStateBase::task_id): the task's id,
 // plus, while the task is in a worker's ring, that slot + 1 in the top bits,
 // so that cancel() looks into one ring only.
@@ -131,7 +138,7 @@ class SlotTable {
   // running is lost (TaskTimeout if it is `timed_out`), unless it has
   // retries left or was cancelled; the others go back to the backlog; the
   // slot is cleared. Returns the failed tasks.
-  std::vector<std::pair<PoolTask, std::exception_ptr>> exited_locked(int index, pid_t pid, int status,
+  std::vector<std::pair<PoolTask, std::exception_ptr>> exited_locked(int index, const WorkerDeath& death,
                                                                      std::uint64_t timed_out);
   // Takes every task the pool still answers for (terminate(), or the zygote
   // gone); with `mark_exited`, no slot has a worker any more.
@@ -153,7 +160,8 @@ class SlotTable {
  private:
   bool dispatch_locked(PoolTask& task, const char* bytes, std::size_t size);
   // The running task of a worker that ended: its error, or nullptr if it goes back to the backlog for another attempt.
-  std::exception_ptr lost_task_locked(PoolTask& task, const std::string& why, bool timed_out, const FrameView* frame);
+  std::exception_ptr lost_task_locked(PoolTask& task, const WorkerDeath& death, const std::string& why, bool timed_out,
+                                      const FrameView* frame);
   // A task back in the backlog, before the others of its priority.
   void requeue_locked(PoolTask task);
   static std::vector<FrameView> unconsumed_frames(const Ring& ring);

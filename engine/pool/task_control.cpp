@@ -1,6 +1,7 @@
 // The slot table's part in a task's control: cancel() of a task in a ring,
 // and the fate of a task whose worker died (retry, time-out, loss).
 #include <string>
+#include <sys/wait.h>
 
 #include "engine/pool/pool_watch.hpp"
 #include "engine/pool/slot_table.hpp"
@@ -52,8 +53,8 @@ SlotTable::Cancel SlotTable::cancel_locked(std::uint64_t ref, bool stop_running)
   return {Cancel::Where::done, at};  // its worker is done with it; the result is dropped when it comes
 }
 
-std::exception_ptr SlotTable::lost_task_locked(PoolTask& task, const std::string& why, bool timed_out,
-                                               const FrameView* frame) {
+std::exception_ptr SlotTable::lost_task_locked(PoolTask& task, const WorkerDeath& death, const std::string& why,
+                                               bool timed_out, const FrameView* frame) {
   if (task.state->ready()) return nullptr;  // cancelled: it has its outcome
   const int attempts = (task.options.retries > 0 ? task.options.retries : 0) + 1;
   if (task.attempt < attempts && frame != nullptr) {
@@ -69,7 +70,11 @@ std::exception_ptr SlotTable::lost_task_locked(PoolTask& task, const std::string
     text = why + " while running the task";
   }
   if (attempts > 1) text += " (attempt " + std::to_string(task.attempt) + " of " + std::to_string(attempts) + ")";
-  return timed_out ? std::make_exception_ptr(TaskTimeout(text)) : std::make_exception_ptr(WorkerLost(text));
+  if (timed_out) return std::make_exception_ptr(TaskTimeout(text));
+  const bool killed = WIFSIGNALED(death.status);
+  return std::make_exception_ptr(WorkerLost(text, death.pid, killed ? WTERMSIG(death.status) : 0,
+                                            WIFEXITED(death.status) ? WEXITSTATUS(death.status) : -1,
+                                            death.backtrace));
 }
 
 void SlotTable::requeue_locked(PoolTask task) {

@@ -16,6 +16,7 @@
 #include "engine/ipc/result_blocks.hpp"
 #include "engine/ipc/side_channel.hpp"
 #include "engine/pool/block_channel.hpp"
+#include "engine/pool/crash_handler.hpp"
 #include "engine/pool/start_failures.hpp"
 #include "engine/pool/worker_stop.hpp"
 #include "procpool/errors.hpp"
@@ -174,6 +175,8 @@ void run_worker(const WorkerConfig& config, UniqueFd socket) {
   // top of heap over 32 MiB). Up to 32 MiB blocks come from the heap.
   ::mallopt(M_MMAP_THRESHOLD, 32 << 20);
   ::mallopt(M_TRIM_THRESHOLD, 128 << 20);
+  // Before any user code (the initializer too): a crash leaves its stack for the parent.
+  install_crash_handler(config.region->slot(config.slot).crash);
   // Its own view of the arenas: read the tasks', write only its own results.
   config.arenas->restrict_to(config.slot);
   SlotControl& slot = config.region->slot(config.slot);

@@ -2,8 +2,10 @@
 /// The one error model of procpool: every error it throws derives from Error.
 #pragma once
 
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <sys/types.h>
 
 namespace procpool {
@@ -52,9 +54,55 @@ class RemoteError : public Error {
 
 /// The worker died (signal, _exit, crash) while running the task. what() names
 /// the pid and the signal or exit status. The pool replaces the worker.
+///
+/// Its members say how the worker ended. On a local Pool, all of them are
+/// known; on an mpi::Pool, rank 0 learns only that a rank is gone: pid() is
+/// the rank's pid, signal() 0, exit_status() -1, backtrace() empty. A
+/// WorkerLost built from a message alone (the zygote's death, a user's own)
+/// has pid() 0, signal() 0, exit_status() -1 and no backtrace.
+///
+/// Copying one never throws (the backtrace is shared between copies).
 class WorkerLost : public Error {
  public:
   using Error::Error;
+
+  /// How a worker `pid` ended: killed by `signal` (0 if it exited), or exited
+  /// with `exit_status` (-1 if it was killed or the status is unknown), with
+  /// the symbolized `backtrace` of its crash ("" if none). Throws only
+  /// std::bad_alloc.
+  WorkerLost(const std::string& message, pid_t pid, int signal, int exit_status, std::string backtrace = {})
+      : Error(message),
+        pid_(pid),
+        signal_(signal),
+        exit_status_(exit_status),
+        backtrace_(backtrace.empty() ? nullptr : std::make_shared<const std::string>(std::move(backtrace))) {}
+
+  /// The pid of the worker that died (0 if unknown). Never throws.
+  pid_t pid() const noexcept { return pid_; }
+  /// The signal that killed the worker: SIGSEGV, SIGKILL, ... 0 if it exited
+  /// (or it is unknown). Never throws.
+  int signal() const noexcept { return signal_; }
+  /// The status the worker exited with (`_exit(3)`: 3) when signal() is 0;
+  /// -1 if it was killed by a signal or the status is unknown. Never throws.
+  int exit_status() const noexcept { return exit_status_; }
+  /// For a worker killed by SIGSEGV, SIGBUS, SIGFPE, SIGILL or SIGABRT, the
+  /// stack of the thread that crashed, innermost first, one frame a line:
+  /// "#0 0x55d3c0a1b2c4 parse(std::string const&) at /src/parse.cpp:42".
+  /// Names come from the executable's and libraries' symbol tables (static
+  /// functions included unless stripped), file:line from their DWARF (-g).
+  /// Empty for any other death. Never throws; thread-safe (immutable).
+  const std::string& backtrace() const noexcept { return backtrace_ ? *backtrace_ : empty_backtrace(); }
+
+ private:
+  static const std::string& empty_backtrace() noexcept {
+    static const std::string empty;
+    return empty;
+  }
+
+  pid_t pid_ = 0;
+  int signal_ = 0;
+  int exit_status_ = -1;
+  std::shared_ptr<const std::string> backtrace_;
 };
 
 /// The task ran past PoolOptions::task_timeout; its worker was killed and replaced.

@@ -108,7 +108,9 @@ class Runtime {
 /// mpi::Pool: one queue feeds the ranks), higher first, equal ones in
 /// submission order; the two tasks in flight per rank are already out of it.
 /// `retries` re-runs a task, on another rank, when its rank is found dead
-/// (WorkerLost, under mpirun --enable-recovery); such a task keeps its payload
+/// (WorkerLost, under mpirun --enable-recovery: its pid() is the rank's pid;
+/// signal() 0, exit_status() -1 and an empty backtrace(), as rank 0 cannot
+/// learn how the rank died); such a task keeps its payload
 /// on rank 0 until answered. `timeout` and `soft_timeout` do not apply (a task
 /// on a rank cannot be killed without the rank, nor asked to stop): a non-zero
 /// one makes apply_async/apply throw ValueError, as a negative `retries` does.

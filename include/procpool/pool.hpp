@@ -66,13 +66,16 @@ struct PoolOptions {
 /// (the zygote) that also forks their replacements; they see the program's
 /// memory as it was then, but none of its file descriptors (0, 1, 2 and
 /// PoolOptions::keep_fds aside) and none of its signal handlers: every signal
-/// is at its default and none is blocked. A worker that dies fails only the
-/// task it was running (WorkerLost) and is replaced. A worker that cannot be
-/// forked (out of processes or fds) is asked for again, with a back-off,
-/// while the tasks wait; once no worker at all could be started for 5 s, the
-/// pool is broken (BrokenPool, saying why). The task surface (apply_async,
-/// map, imap, close, join, terminate, ...) is TaskPool's. Every member but the
-/// constructors and the destructor is thread-safe.
+/// is at its default and none is blocked, but SIGSEGV, SIGBUS, SIGFPE, SIGILL
+/// and SIGABRT, which procpool catches to record the crashing stack
+/// (WorkerLost::backtrace()), then re-raises at their default. A worker that
+/// dies fails only the task it was running (WorkerLost) and is replaced. A
+/// worker that cannot be forked (out of processes or fds) is asked for again,
+/// with a back-off, while the tasks wait; once no worker at all could be
+/// started for 5 s, the pool is broken (BrokenPool, saying why). The task
+/// surface (apply_async, map, imap, close, join, terminate, ...) is
+/// TaskPool's. Every member but the constructors and the destructor is
+/// thread-safe.
 ///
 /// Cancellation and per-task policy: AsyncResult::cancel() takes a task out
 /// of the pool's queue or a worker's ring (it never runs), or asks a running

@@ -24,6 +24,13 @@ int kill_own_rank(int) {
   return 0;
 }
 int square(int x) { return x * x; }
+// What rank 0 knows of the death: the rank's pid (the one what() names), nothing more.
+void print_members(const procpool::WorkerLost& e) {
+  const std::string pid = "(pid " + std::to_string(e.pid()) + " ";
+  const bool named = e.pid() > 0 && std::string(e.what()).find(pid) != std::string::npos;
+  std::printf("WorkerLost members: pid %s, signal %d, exit status %d, backtrace %zu bytes\n", named ? "named" : "wrong",
+              e.signal(), e.exit_status(), e.backtrace().size());
+}
 // Kills its rank unless `marker` exists, which it creates first: so it dies once.
 int kill_first_rank(std::string marker, int value) {
   const int fd = ::open(marker.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -45,6 +52,7 @@ int retry(procpool::mpi::Pool& pool) {
     std::printf("no error\n");
   } catch (const procpool::WorkerLost& e) {
     std::printf("WorkerLost: %s\n", e.what());
+    print_members(e);
   }
   int sum = 0;
   for (int v : pool.map(square, std::vector<int>{1, 2, 3, 4})) sum += v;
@@ -68,6 +76,7 @@ int main(int argc, char** argv) {
     std::printf("no error\n");
   } catch (const procpool::WorkerLost& e) {
     std::printf("WorkerLost: %s\n", e.what());
+    print_members(e);
   }
   if (!recovery) {
     // mpirun ends the job before this: waiting here proves it does not need us.
