@@ -6,9 +6,11 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <string>
 #include <sys/types.h>
 #include <vector>
 
+#include "procpool/pool_stats.hpp"
 #include "procpool/task_pool.hpp"
 
 namespace procpool {
@@ -49,6 +51,21 @@ struct PoolOptions {
   /// builds the pool is not held open by its workers. (Process children
   /// are plain forks: they inherit everything.)
   std::vector<int> keep_fds;
+  /// Empty: no trace. Else the pool writes a Chrome trace-event JSON file
+  /// there (created or truncated when the pool is built; open it in
+  /// https://ui.perfetto.dev or chrome://tracing): one track per worker
+  /// ("worker <slot> (pid N)") with each task's run ("task", args {"task": N},
+  /// N counting the pool's tasks from 1 in submission order; a map chunk is
+  /// one task) and the worker's start and end (the cause: signal or exit
+  /// status), and each task's wait in the queue (an async "queued" span).
+  /// Timestamps are microseconds since the pool was built. Events are
+  /// written in batches from the result thread; the file is complete, valid
+  /// JSON once the pool has been joined (terminate() and the destructor
+  /// join). A task whose worker died has its run end at the death; a task
+  /// cancelled before it started, or one retried, has no run or a run per
+  /// attempt. Every task is then timed (see PoolStats::queue_wait), which
+  /// costs the pool some throughput.
+  std::string trace_path;
 };
 
 /// A pool of worker processes, Python's multiprocessing.Pool for C++.
@@ -104,6 +121,15 @@ class Pool : public TaskPool {
   /// after close() or terminate(), BrokenPool once the pool is broken.
   /// Thread-safe.
   std::vector<pid_t> worker_pids() const;
+
+  /// A snapshot of the pool's counters, its workers (pid, tasks done,
+  /// resident memory, CPU time) and the percentiles of its tasks' queue wait
+  /// and run time (see PoolStats for what each field counts). Cheap enough
+  /// to call ten times a second on a busy pool: it takes the pool's lock
+  /// briefly (never waiting for a task) and reads two small /proc files per
+  /// worker. Works at any time, also after close(), join() or terminate()
+  /// (then with no workers). Throws only std::bad_alloc. Thread-safe.
+  PoolStats stats() const;
 };
 
 }  // namespace procpool
