@@ -16,6 +16,7 @@
 
 #include "engine/executor/payload.hpp"
 #include "engine/ipc/ring.hpp"
+#include "engine/sys/constants.hpp"
 #include "procpool/pool_stats.hpp"
 
 namespace procpool::detail {
@@ -79,17 +80,21 @@ class StatsRecorder {
     std::int64_t run_ns;
   };
 
-  const bool time_every_task_;
+  // Submitters' and the drainer's fields on cache lines of their own: they
+  // are written on every task, by different threads.
   // Under the pool mutex: the coarse clock's tick, and the tasks timed in it.
-  std::int64_t tick_ = 0;
+  alignas(cache_line) std::int64_t tick_ = 0;
   std::uint32_t timed_in_tick_ = 0;
+  const bool time_every_task_;
   std::atomic<std::uint64_t> submitted_{0};  // written under the pool mutex only
-  std::atomic<std::uint64_t> unqueued_{0};
-  std::atomic<std::uint64_t> completed_{0};  // written under the drain lock only
+  // Under the drain lock.
+  alignas(cache_line) std::atomic<std::uint64_t> completed_{0};
+  std::vector<TimedTask> expected_;  // per slot
+  // Rare, from any thread.
+  alignas(cache_line) std::atomic<std::uint64_t> unqueued_{0};
   std::atomic<std::uint64_t> failed_{0};
   std::atomic<std::uint64_t> cancelled_{0};
   std::atomic<std::uint64_t> workers_replaced_{0};  // written under the pool mutex only
-  std::vector<TimedTask> expected_;  // per slot, under the drain lock
 
   mutable std::mutex samples_mutex_;  // guards the samples; a leaf (see pool_core.hpp)
   std::array<Sample, PoolStats::timing_window> samples_{};
