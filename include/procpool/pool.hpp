@@ -61,10 +61,12 @@ struct PoolOptions {
   /// Timestamps are microseconds since the pool was built. Events are
   /// written in batches from the result thread; the file is complete, valid
   /// JSON once the pool has been joined (terminate() and the destructor
-  /// join). A task whose worker died has its run end at the death; a task
-  /// cancelled before it started, or one retried, has no run or a run per
-  /// attempt. Every task is then timed (see PoolStats::queue_wait), which
-  /// costs the pool some throughput.
+  /// join). A task whose worker died while running it has its run (marked
+  /// "lost") end when the pool learnt of the death; a task retried after
+  /// that shows only its last attempt; a task cancelled before it started,
+  /// or cut short by terminate(), has no run. Every task is then timed (see
+  /// PoolStats::queue_wait), which halves the no-op throughput.
+  /// The constructor throws Error if the file cannot be opened.
   std::string trace_path;
 };
 
@@ -113,7 +115,9 @@ class Pool : public TaskPool {
   /// be forked; if some have started by then, returns and the pool goes on
   /// retrying the others. Throws ValueError if options.processes < 0;
   /// BrokenPool (an Error) if no worker could be forked for 5 s; Error if
-  /// the pool's other resources (memory, sockets, the zygote) cannot be had.
+  /// the pool's other resources (memory, sockets, the zygote) cannot be had,
+  /// or if options.trace_path cannot be opened for writing (the message
+  /// names the path and the reason, as strerror gives it).
   explicit Pool(PoolOptions options);
 
   /// The pids of the workers running now (a replacement has a new pid; one
