@@ -7,7 +7,9 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <map>
 #include <new>
@@ -60,10 +62,17 @@ int sleep_ms(int ms) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
   return ms;
 }
+// Spins until this process has used `ms` more of CPU time (not wall time: on
+// a loaded machine a worker may get a fraction of a core).
 double spin_cpu(int ms) {
-  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  const auto cpu_ns = [] {
+    timespec ts{};
+    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+  };
+  const std::int64_t end = cpu_ns() + std::int64_t{ms} * 1'000'000;
   volatile double x = 1;
-  while (std::chrono::steady_clock::now() < end) x = x * 1.0000001 + 1e-9;
+  while (cpu_ns() < end) x = x * 1.0000001 + 1e-9;
   return x;
 }
 
@@ -127,9 +136,13 @@ TEST_CASE("pool stats - a known mix: values, errors, a cancel, a killed worker" 
   for (auto& e : errors) CHECK_THROWS_AS(e.get(), std::runtime_error);
   CHECK_THROWS_AS(pool.apply(die, 0), procpool::WorkerLost);
 
-  // 2 blockers + 1 cancelled + 20 values + 5 errors + 1 lost.
-  REQUIRE(eventually([&] { return pool.stats().workers.size() == 2; }));
-  const procpool::PoolStats s = pool.stats();
+  // 2 blockers + 1 cancelled + 20 values + 5 errors + 1 lost. An outcome is
+  // counted just after its result is ready: wait for the last one.
+  procpool::PoolStats s;
+  REQUIRE(eventually([&] {
+    s = pool.stats();
+    return s.workers.size() == 2 && s.failed == 6;
+  }));
   CHECK(s.submitted == 29);
   CHECK(s.completed == 22);
   CHECK(s.failed == 6);
@@ -169,7 +182,11 @@ TEST_CASE("pool stats - each worker's pid and tasks done match the tasks' getpid
   for (int i = 0; i < 200; ++i) results.push_back(pool.apply_async(my_pid, i));
   std::map<pid_t, std::uint64_t> by_pid;
   for (auto& r : results) ++by_pid[r.get()];
-  const procpool::PoolStats s = pool.stats();
+  procpool::PoolStats s;
+  REQUIRE(eventually([&] {
+    s = pool.stats();
+    return s.completed == 200;
+  }));
   std::uint64_t total = 0;
   for (const auto& w : s.workers) {
     total += w.tasks_done;
@@ -177,7 +194,6 @@ TEST_CASE("pool stats - each worker's pid and tasks done match the tasks' getpid
     CHECK(w.rss_bytes > 0);
   }
   CHECK(total == 200);
-  CHECK(s.completed == 200);
   for (const auto& [pid, count] : by_pid) {
     CHECK(std::any_of(s.workers.begin(), s.workers.end(), [&](const procpool::WorkerStats& w) { return w.pid == pid; }));
   }
@@ -187,7 +203,7 @@ TEST_CASE("pool stats - cpu_seconds grows with a CPU-bound task" * doctest::time
   procpool::Pool pool(1);
   const procpool::PoolStats before = pool.stats();
   REQUIRE(before.workers.size() == 1);
-  pool.apply(spin_cpu, 400);
+  pool.apply(spin_cpu, 300);
   CHECK(eventually([&] {
     const procpool::PoolStats after = pool.stats();
     return after.workers.size() == 1 && after.workers[0].cpu_seconds >= before.workers[0].cpu_seconds + 0.2;
@@ -227,8 +243,11 @@ TEST_CASE("pool stats - a busy pool times a sample of its tasks, a traced one ev
     // chunksize 1: every item is a task; all submitted at once.
     const auto out = pool.map(twice, items, 1);
     CHECK(out.size() == items.size());
-    const procpool::PoolStats s = pool.stats();
-    CHECK(s.completed == tasks);
+    procpool::PoolStats s;
+    CHECK(eventually([&] {
+      s = pool.stats();
+      return s.completed == tasks;
+    }));
     if (traced) {
       CHECK(s.run_time.samples == procpool::PoolStats::timing_window);
     } else {

@@ -1,8 +1,9 @@
 #include "engine/pool/trace_writer.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <csignal>
-#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -27,6 +28,35 @@ std::string cause_of(int status) {
   return "ended (wait status " + std::to_string(status) + ")";
 }
 
+// One event's text, built without allocating (a task's three events fit).
+class EventText {
+ public:
+  EventText& add(std::string_view text) noexcept {
+    const std::size_t n = std::min(text.size(), sizeof text_ - size_);
+    std::memcpy(text_ + size_, text.data(), n);
+    size_ += n;
+    return *this;
+  }
+  template <class Integer>
+  EventText& number(Integer value) noexcept {
+    size_ = static_cast<std::size_t>(std::to_chars(text_ + size_, text_ + sizeof text_, value).ptr - text_);
+    return *this;
+  }
+  // Microseconds, to the nanosecond: "1234.567".
+  EventText& micros(std::int64_t ns) noexcept {
+    number(ns / 1000);
+    const auto frac = static_cast<int>(ns % 1000);
+    const char digits[4] = {'.', static_cast<char>('0' + frac / 100), static_cast<char>('0' + frac / 10 % 10),
+                            static_cast<char>('0' + frac % 10)};
+    return add(std::string_view(digits, sizeof digits));
+  }
+  std::string_view view() const noexcept { return {text_, size_}; }
+
+ private:
+  char text_[1024];
+  std::size_t size_ = 0;
+};
+
 }  // namespace
 
 TraceWriter::TraceWriter(const std::string& path, std::int64_t origin_ns)
@@ -44,12 +74,8 @@ TraceWriter::TraceWriter(const std::string& path, std::int64_t origin_ns)
 }
 
 std::string TraceWriter::timestamp(std::int64_t ns) const {
-  // Microseconds since the pool started, to the nanosecond.
-  const std::int64_t since = ns > origin_ns_ ? ns - origin_ns_ : 0;
-  char text[32];
-  std::snprintf(text, sizeof text, "%lld.%03lld", static_cast<long long>(since / 1000),
-                static_cast<long long>(since % 1000));
-  return text;
+  EventText e;
+  return std::string(e.micros(since(ns)).view());
 }
 
 void TraceWriter::worker_started(int slot, pid_t pid, std::int64_t now_ns) {
@@ -77,20 +103,20 @@ void TraceWriter::worker_ended(int slot, pid_t pid, int status, std::int64_t now
 
 void TraceWriter::task(std::uint64_t id, pid_t pid, std::int64_t submitted_ns, std::int64_t started_ns,
                        std::int64_t ended_ns, bool lost) {
-  const std::string pool = std::to_string(pool_pid_);
-  const std::string task = std::to_string(id);
-  const std::string start = timestamp(started_ns);
-  const std::string args = ",\"args\":{\"task\":" + task + "}}";
+  // Once per task on the result thread: written with to_chars into one
+  // buffer, as std::string concatenation here halved a traced pool's throughput.
+  EventText e;
   // The waits overlap one another: async events, matched by their id, each on a track of its own.
-  std::string events = "{\"ph\":\"b\",\"cat\":\"queue\",\"name\":\"queued\",\"id\":" + task + ",\"pid\":" + pool +
-                       ",\"tid\":" + pool + ",\"ts\":" + timestamp(submitted_ns) + args + ",\n";
-  events += "{\"ph\":\"e\",\"cat\":\"queue\",\"name\":\"queued\",\"id\":" + task + ",\"pid\":" + pool +
-            ",\"tid\":" + pool + ",\"ts\":" + start + args + ",\n";
-  events += "{\"ph\":\"X\",\"name\":\"task\",\"pid\":" + pool + ",\"tid\":" + std::to_string(pid) + ",\"ts\":" + start +
-            ",\"dur\":" + timestamp(origin_ns_ + (ended_ns - started_ns)) + ",\"args\":{\"task\":" + task +
-            (lost ? ",\"lost\":true}}" : "}}");
+  for (const char* phase : {"b", "e"}) {
+    e.add("{\"ph\":\"").add(phase).add("\",\"cat\":\"queue\",\"name\":\"queued\",\"id\":").number(id);
+    e.add(",\"pid\":").number(pool_pid_).add(",\"tid\":").number(pool_pid_).add(",\"ts\":");
+    e.micros(*phase == 'b' ? since(submitted_ns) : since(started_ns)).add(",\"args\":{\"task\":").number(id).add("}},\n");
+  }
+  e.add("{\"ph\":\"X\",\"name\":\"task\",\"pid\":").number(pool_pid_).add(",\"tid\":").number(pid);
+  e.add(",\"ts\":").micros(since(started_ns)).add(",\"dur\":").micros(ended_ns > started_ns ? ended_ns - started_ns : 0);
+  e.add(",\"args\":{\"task\":").number(id).add(lost ? ",\"lost\":true}}" : "}}");
   std::lock_guard lock(mutex_);
-  add(events);
+  add(e.view());
 }
 
 void TraceWriter::add(std::string_view event) {

@@ -41,6 +41,8 @@ class TraceWriter {
   void add(std::string_view event);  // under mutex_
   void flush_locked() noexcept;
   std::string timestamp(std::int64_t ns) const;
+  // Nanoseconds since the trace's time 0 (never negative).
+  std::int64_t since(std::int64_t ns) const noexcept { return ns > origin_ns_ ? ns - origin_ns_ : 0; }
 
   const std::int64_t origin_ns_;
   const pid_t pool_pid_;

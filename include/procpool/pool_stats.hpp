@@ -30,9 +30,11 @@ struct WorkerStats {
 
 /// A snapshot of a Pool's counters (Pool::stats()). A task is what one
 /// apply_async() submits, or one chunk of the map family; a retried task
-/// counts once. The counters are read one after the other while the pool
-/// runs, so they may be a few tasks apart; once the pool has been joined,
-/// submitted == completed + failed + cancelled.
+/// counts once. A task's outcome is counted just after its result becomes
+/// ready (a get() may return a moment before), and the counters are read
+/// one after the other while the pool runs, so they may be a few tasks
+/// apart; once the pool has been joined, submitted == completed + failed +
+/// cancelled.
 struct PoolStats {
   /// How many timed tasks the percentiles are over, at most: the latest ones.
   static constexpr std::size_t timing_window = 1024;
