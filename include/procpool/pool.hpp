@@ -54,7 +54,7 @@ struct PoolOptions {
   /// Empty: no trace. Else the pool writes a Chrome trace-event JSON file
   /// there (created or truncated when the pool is built; open it in
   /// https://ui.perfetto.dev or chrome://tracing): one track per worker
-  /// ("worker <slot> (pid N)") with each task's run ("task", args {"task": N},
+  /// ("worker SLOT (pid N)") with each task's run ("task", args {"task": N},
   /// N counting the pool's tasks from 1 in submission order; a map chunk is
   /// one task) and the worker's start and end (the cause: signal or exit
   /// status), and each task's wait in the queue (an async "queued" span).

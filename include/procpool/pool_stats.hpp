@@ -24,8 +24,8 @@ struct WorkerStats {
   int slot = 0;                   ///< Its place in the pool, 0 .. processes-1; a replacement takes the same slot.
   pid_t pid = 0;                  ///< Its process id.
   std::uint64_t tasks_done = 0;   ///< Results it has returned (values and errors its tasks threw) since it started.
-  std::uint64_t rss_bytes = 0;    ///< Its resident memory (/proc/<pid>/statm); 0 if it ended meanwhile.
-  double cpu_seconds = 0;         ///< User + system CPU time it has used (/proc/<pid>/stat); 0 if it ended meanwhile.
+  std::uint64_t rss_bytes = 0;    ///< Its resident memory (/proc/PID/statm); 0 if it ended meanwhile.
+  double cpu_seconds = 0;         ///< User + system CPU time it has used (/proc/PID/stat); 0 if it ended meanwhile.
 };
 
 /// A snapshot of a Pool's counters (Pool::stats()). A task is what one
