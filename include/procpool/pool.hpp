@@ -65,7 +65,8 @@ struct PoolOptions {
   /// "lost") end when the pool learnt of the death; a task retried after
   /// that shows only its last attempt; a task cancelled before it started,
   /// or cut short by terminate(), has no run. Every task is then timed (see
-  /// PoolStats::queue_wait), which halves the no-op throughput.
+  /// PoolStats::queue_wait), which costs about a third of the no-op
+  /// throughput (benchmarks/bm_stats.cpp).
   /// The constructor throws Error if the file cannot be opened.
   std::string trace_path;
 };
