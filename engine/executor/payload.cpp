@@ -35,23 +35,26 @@ void run_payload(FunctionRef<InputBuffer()> open, OutputBuffer& out) noexcept {
   }
 }
 
-void complete_from_result(ResultStateBase& state, FunctionRef<InputBuffer()> open, pid_t worker_pid) noexcept {
+ResultOutcome complete_from_result(ResultStateBase& state, FunctionRef<InputBuffer()> open,
+                                   pid_t worker_pid) noexcept {
+  const auto failed = [](bool completed) { return completed ? ResultOutcome::error : ResultOutcome::none; };
   try {
     InputBuffer in = open();
     std::uint8_t status = 0;
     in.read(&status, 1);
     if (status == static_cast<std::uint8_t>(ResultStatus::value)) {
       state.deliver(in, worker_pid);
-    } else if (status == static_cast<std::uint8_t>(ResultStatus::error)) {
-      state.fail(decode_exception(in, worker_pid));
-    } else {
-      throw SerializationError("procpool: a result has an unknown status " + std::to_string(status));
+      // Only deliver() gives a task's state a value; a state that a cancel()
+      // claimed first is either not ready yet or holds an error.
+      return state.ready() && !state.error() ? ResultOutcome::value : ResultOutcome::none;
     }
+    if (status == static_cast<std::uint8_t>(ResultStatus::error)) return failed(state.fail(decode_exception(in, worker_pid)));
+    throw SerializationError("procpool: a result has an unknown status " + std::to_string(status));
   } catch (const SerializationError&) {
-    state.fail(std::current_exception());
+    return failed(state.fail(std::current_exception()));
   } catch (const std::exception& e) {
-    state.fail(std::make_exception_ptr(
-        SerializationError(std::string("procpool: cannot deserialize a task's result: ") + e.what())));
+    return failed(state.fail(std::make_exception_ptr(
+        SerializationError(std::string("procpool: cannot deserialize a task's result: ") + e.what()))));
   }
 }
 

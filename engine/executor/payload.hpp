@@ -16,9 +16,15 @@ namespace procpool::detail {
 // the value or the encoded error. Never throws.
 void run_payload(FunctionRef<InputBuffer()> open, OutputBuffer& out) noexcept;
 
+// What completing a state from a result did: gave it its value, failed it
+// (the task's error, or a SerializationError), or nothing, as something
+// else (a cancel()) had completed it first. Counted by Pool::stats().
+enum class ResultOutcome { value, error, none };
+
 // Completes `state` from a result payload as run_payload() wrote it, which
 // `open` gives; a payload that cannot be read fails the state with a
 // SerializationError. Never throws.
-void complete_from_result(ResultStateBase& state, FunctionRef<InputBuffer()> open, pid_t worker_pid) noexcept;
+ResultOutcome complete_from_result(ResultStateBase& state, FunctionRef<InputBuffer()> open,
+                                   pid_t worker_pid) noexcept;
 
 }  // namespace procpool::detail

@@ -12,6 +12,7 @@ enum class FrameKind : std::uint16_t {
   stop = 3,     // parent to worker: exit after the tasks before this one
   result = 4,   // worker to parent: a result payload (run_payload(), engine/pool/worker.hpp)
   forget = 5,   // parent to worker: drop shared block `task_id`, released in the parent
+  timing = 6,   // worker to parent, after a timed task's result: a TaskTiming
 };
 
 enum FrameFlags : std::uint16_t {
@@ -25,7 +26,16 @@ enum FrameFlags : std::uint16_t {
   frame_stolen = 4,
   // The payload is in the sender's payload arena: the frame holds an ArenaRef.
   frame_arena = 8,
+  // On a task: time it (its worker sends a timing frame after its result).
+  frame_timed = 16,
 };
+
+// When a timed task ran in its worker (CLOCK_MONOTONIC, the same in every process).
+struct TaskTiming {
+  std::int64_t started_ns;
+  std::int64_t ended_ns;
+};
+static_assert(sizeof(TaskTiming) == 16);
 
 // Where an arena payload is: checked against the arena's size before use.
 struct ArenaRef {

@@ -87,7 +87,8 @@ bool Ring::peek_at(std::uint64_t position, FrameView& frame) const noexcept {
       continue;
     }
     if (frame.header.kind != FrameKind::task && frame.header.kind != FrameKind::stop &&
-        frame.header.kind != FrameKind::result && frame.header.kind != FrameKind::forget) {
+        frame.header.kind != FrameKind::result && frame.header.kind != FrameKind::forget &&
+        frame.header.kind != FrameKind::timing) {
       return false;
     }
     frame.payload = data_ + offset + sizeof(FrameHeader);

@@ -31,4 +31,6 @@ Pool::Pool(PoolOptions options) : TaskPool(detail::PoolCore::create(std::move(op
 
 std::vector<pid_t> Pool::worker_pids() const { return static_cast<const detail::PoolCore&>(executor()).worker_pids(); }
 
+PoolStats Pool::stats() const { return static_cast<const detail::PoolCore&>(executor()).stats(); }
+
 }  // namespace procpool

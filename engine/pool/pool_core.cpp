@@ -28,6 +28,12 @@ int checked_processes(const PoolOptions& options) {
   return options.processes == 0 ? cpu_count() : options.processes;
 }
 
+// Opened before any process is forked: a path that cannot be written fails the constructor at once.
+std::unique_ptr<TraceWriter> open_trace(const PoolOptions& options) {
+  if (options.trace_path.empty()) return nullptr;
+  return std::make_unique<TraceWriter>(options.trace_path, PoolWatch::now_ns());
+}
+
 }  // namespace
 
 PoolCore::PoolCore(PoolOptions options)
@@ -39,7 +45,9 @@ PoolCore::PoolCore(PoolOptions options)
       pending_(options_.max_pending == 0 ? nullptr : std::make_shared<PendingLimit>(options_.max_pending)),
       watch_(options_, region_, processes_),
       table_(region_, options_, watch_, processes_),
-      drainer_(region_, arenas_, table_, watch_, lifecycle_),
+      trace_(open_trace(options_)),
+      stats_(processes_, trace_ != nullptr),
+      drainer_(region_, arenas_, table_, watch_, lifecycle_, stats_, trace_.get()),
       start_failures_(processes_) {
   // Everything the workers need is in this object, which the zygote inherits
   // as it is now (options_ included) and keeps unchanged.
@@ -149,7 +157,10 @@ void PoolCore::queue(const char* call, std::shared_ptr<ResultStateBase> state, F
   }
   if (!encoded) out.reset(nullptr, 0, 0);  // gives a half-written block back while the arena is mapped
   spill.use(nullptr);                       // the thread's store must not keep this pool's arena alive
-  if (!encoded) return;
+  if (!encoded) {
+    stats_.unqueued_failure();
+    return;
+  }
   state->set_source(result_source());
   task.state = std::move(state);
   task.blocks = blocks.take();
@@ -158,6 +169,7 @@ void PoolCore::queue(const char* call, std::shared_ptr<ResultStateBase> state, F
   std::unique_lock lock(lifecycle_.mutex());
   try {
     lifecycle_.check_queueing_locked(call, deferred);
+    task.submitted_ns = stats_.queued_locked();
     table_.queue_locked(std::move(task), out.data(), out.size());
   } catch (...) {
     lock.unlock();
@@ -178,12 +190,35 @@ std::vector<pid_t> PoolCore::worker_pids() const {
   return table_.worker_pids_locked();
 }
 
+PoolStats PoolCore::stats() const {
+  PoolStats stats;
+  stats_.fill(stats);
+  {
+    std::lock_guard lock(lifecycle_.mutex());
+    std::size_t running = 0;
+    for (int i = 0; i < processes_; ++i) {
+      const WorkerSlot& slot = table_.slot(i);
+      if (slot.state != WorkerSlot::State::running) continue;
+      if (region_.slot(i).running_task.load(std::memory_order_relaxed) != 0) ++running;
+      stats.workers.push_back({i, slot.pid, slot.done.load(std::memory_order_relaxed), 0, 0.0});
+    }
+    // A worker's running task is in its inflight queue until its result is read.
+    const std::size_t inflight = table_.inflight_locked();
+    stats.running = std::min(running, inflight);
+    stats.queued = table_.backlog_size_locked() + inflight - stats.running;
+  }
+  for (WorkerStats& worker : stats.workers) StatsRecorder::read_process(worker);  // no lock held
+  return stats;
+}
+
 void PoolCore::stop_now(const std::exception_ptr& error) noexcept {
   // The zygote SIGKILLs the workers at once (not SIGTERM: a worker that
   // blocks or ignores signals cannot hold us up); join() reaps them.
   zygote_->request({ZygoteRequest::Op::shutdown, 0, 0, 0});
   stop_limiting();
-  for (PoolTask& t : terminated_tasks_) t.state->fail(error);
+  for (PoolTask& t : terminated_tasks_) {
+    if (t.state->fail(error)) stats_.failed();
+  }
   terminated_tasks_.clear();
   drainer_.signal();
 }
@@ -193,6 +228,7 @@ void PoolCore::wait_stopped() noexcept {
   zygote_->shutdown(shutdown_grace);
   drainer_.stop();
   watch_.stop();
+  if (trace_) trace_->finish();  // nothing adds to it any more
 }
 
 bool PoolCore::handle_events() {
@@ -215,6 +251,7 @@ void PoolCore::on_spawned(int index, pid_t pid, UniqueFd socket) {
   std::lock_guard lock(lifecycle_.mutex());
   table_.started_locked(index, pid, std::move(socket));
   start_failures_.forked();
+  if (trace_ && index >= 0 && index < processes_) trace_->worker_started(index, pid, PoolWatch::now_ns());
 }
 
 void PoolCore::on_exited(int index, pid_t pid, int status) {
@@ -234,18 +271,32 @@ void PoolCore::on_exited(int index, pid_t pid, int status) {
   if (!frames.empty() && shared.running_task.load(std::memory_order_acquire) != 0) death.backtrace = symbolize(frames);
   std::vector<std::pair<PoolTask, std::exception_ptr>> failed;
   std::string broken;  // why the pool gives up on its workers ("": it does not)
+  std::uint64_t running = 0;  // the task it died running (0: none)
+  std::int64_t started_ns = 0;
   {
     std::lock_guard lock(lifecycle_.mutex());
     if (const auto error = take_initializer_error(region_.slot(index), status)) {
       broken = start_failures_.initializer_failed(*error, region_.pool().workers_initialized.load());
     }
+    running = region_.slot(index).running_task.load(std::memory_order_acquire);
+    started_ns = region_.slot(index).started_ns.load(std::memory_order_relaxed);
     failed = table_.exited_locked(index, death, watch_.take_timed_out(index));
     if (broken.empty() && table_.worker_needed_locked(lifecycle_.phase_locked())) {
       table_.slot(index).state = WorkerSlot::State::starting;
       zygote_->request({ZygoteRequest::Op::spawn, index, 0, 0});
+      stats_.worker_replaced_locked();
     }
   }
-  for (auto& [task, error] : failed) task.state->fail(error);
+  if (trace_) {
+    const std::int64_t now = PoolWatch::now_ns();
+    for (const auto& [task, error] : failed) {
+      if (task.id == running && task.submitted_ns != 0) trace_->task(task.id, pid, task.submitted_ns, started_ns, now, true);
+    }
+    trace_->worker_ended(index, pid, status, now);
+  }
+  for (auto& [task, error] : failed) {
+    if (task.state->fail(error)) stats_.failed();
+  }
   if (!broken.empty()) lifecycle_.break_pool(broken);  // we hold the drain lock, its outer lock
 }
 
@@ -272,7 +323,9 @@ void PoolCore::on_zygote_lost() {
   }
   stop_limiting();
   const auto error = std::make_exception_ptr(WorkerLost("procpool: the pool's zygote process died; no worker is left"));
-  for (PoolTask& t : lost) t.state->fail(error);
+  for (PoolTask& t : lost) {
+    if (t.state->fail(error)) stats_.failed();
+  }
 }
 
 }  // namespace procpool::detail

@@ -10,7 +10,7 @@
 //                              backlog, the push side of inflight
 //   3. ResultDrainer::callbacks_mutex_, PoolWatch::events_mutex_ and
 //      watched_mutex_, the task arena's ArenaAllocator mutex, ReleasedBlocks'
-//      mutex: leaves
+//      mutex, StatsRecorder::samples_mutex_, TraceWriter::mutex_: leaves
 // AsyncResult::cancel() fails the result first, under no lock, then takes 1 and 2.
 // The lifecycle's join mutex is taken with none of these held. No lock is
 // held while user callbacks run.
@@ -32,6 +32,8 @@
 #include "engine/pool/result_drainer.hpp"
 #include "engine/pool/slot_table.hpp"
 #include "engine/pool/start_failures.hpp"
+#include "engine/pool/stats_recorder.hpp"
+#include "engine/pool/trace_writer.hpp"
 #include "engine/process/zygote.hpp"
 #include "engine/sys/unique_fd.hpp"
 #include "engine/sys/zygote_exclusions.hpp"
@@ -72,6 +74,7 @@ class PoolCore final : public Executor, private LifecycleSteps {
 
   int size() const override;
   std::vector<pid_t> worker_pids() const;
+  PoolStats stats() const;
 
  private:
   // LifecycleSteps.
@@ -113,6 +116,8 @@ class PoolCore final : public Executor, private LifecycleSteps {
   Lifecycle lifecycle_{"procpool::Pool", *this};
   PoolWatch watch_;
   SlotTable table_;  // under lifecycle_.mutex(), but for inflight's pop side
+  std::unique_ptr<TraceWriter> trace_;  // null unless PoolOptions::trace_path is set
+  StatsRecorder stats_;
   ResultDrainer drainer_;
   std::unique_ptr<Zygote> zygote_;
   StartFailures start_failures_;  // under lifecycle_.mutex()

@@ -144,6 +144,7 @@ bool ResultDrainer::cancel(ResultStateBase& state) {
   if (!state.fail(cancelled_error())) {
     return false;
   }
+  stats_.cancelled();
   bool closing = false;
   {
     // Both locks: a task in a ring leaves `inflight` from the middle.
@@ -184,6 +185,7 @@ bool ResultDrainer::cancel_unstarted(ResultStateBase& state) {
       auto* const outer = std::exchange(deferred_callbacks, &callbacks);
       cancelled = state.fail(cancelled_error());
       deferred_callbacks = outer;
+      if (cancelled) stats_.cancelled();
     }
     if (where.where == SlotTable::Cancel::Where::ring) table_.dispatch_backlog_locked();
   }
@@ -218,6 +220,16 @@ bool ResultDrainer::drain_results(int index) {
   std::size_t taken = 0;
   for (; taken < count; ++taken) {
     const FrameView& frame = frames[taken];
+    if (frame.header.kind == FrameKind::timing) {
+      // A timed task's times, right after its result.
+      TimedTask timed;
+      if (!stats_.timing(index, frame, timed)) {
+        trusted = false;
+        break;
+      }
+      if (trace_ != nullptr) trace_->task(timed.id, slot.pid, timed.submitted_ns, timed.started_ns, timed.ended_ns, false);
+      continue;
+    }
     if (frame.header.kind != FrameKind::result || slot.inflight.empty() ||
         slot.inflight.front().id != frame.header.task_id) {
       trusted = false;
@@ -228,8 +240,9 @@ bool ResultDrainer::drain_results(int index) {
     slot.inflight.pop_front();
     watch_.task_count_changed(-1);
     std::optional<SideChannelPayload> side;
-    complete_from_result(
-        *task.state, [&] { return open_payload(frame, slot.socket.get(), side, arenas_.results(index)); }, slot.pid);
+    stats_.result(complete_from_result(
+        *task.state, [&] { return open_payload(frame, slot.socket.get(), side, arenas_.results(index)); }, slot.pid));
+    if (task.submitted_ns != 0) stats_.expect_timing(index, task.id, task.submitted_ns);
     // Read: the worker may reuse the block (only arena results are counted).
     if ((frame.header.flags & frame_arena) != 0) {
       region_.slot(index).arena_results_taken.fetch_add(1, std::memory_order_release);

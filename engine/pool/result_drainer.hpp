@@ -16,6 +16,8 @@
 #include "engine/ipc/payload_arenas.hpp"
 #include "engine/ipc/shared_region.hpp"
 #include "engine/pool/slot_table.hpp"
+#include "engine/pool/stats_recorder.hpp"
+#include "engine/pool/trace_writer.hpp"
 #include "engine/process/zygote.hpp"
 
 namespace procpool::detail {
@@ -24,9 +26,16 @@ class PoolWatch;
 
 class ResultDrainer final : public ResultSource {
  public:
+  // `trace` may be null (no PoolOptions::trace_path).
   ResultDrainer(SharedRegion& region, const PayloadArenas& arenas, SlotTable& table, PoolWatch& watch,
-                Lifecycle& lifecycle) noexcept
-      : region_(region), arenas_(arenas), table_(table), watch_(watch), lifecycle_(lifecycle) {}
+                Lifecycle& lifecycle, StatsRecorder& stats, TraceWriter* trace) noexcept
+      : region_(region),
+        arenas_(arenas),
+        table_(table),
+        watch_(watch),
+        lifecycle_(lifecycle),
+        stats_(stats),
+        trace_(trace) {}
   ResultDrainer(const ResultDrainer&) = delete;
   ResultDrainer& operator=(const ResultDrainer&) = delete;
 
@@ -62,6 +71,8 @@ class ResultDrainer final : public ResultSource {
   SlotTable& table_;
   PoolWatch& watch_;
   Lifecycle& lifecycle_;
+  StatsRecorder& stats_;
+  TraceWriter* const trace_;
   Zygote* zygote_ = nullptr;
   std::function<bool()> handle_events_;
 

@@ -76,6 +76,7 @@ bool SlotTable::dispatch_locked(PoolTask& task, const char* bytes, std::size_t s
   const ArenaRef ref{task.block ? task.block.block().offset : 0, length};
   const bool in_arena = static_cast<bool>(task.block);
   const bool in_memfd = static_cast<bool>(task.memfd);
+  const std::uint16_t measured = task.submitted_ns != 0 ? frame_timed : 0;
   const std::size_t frame_bytes = in_arena ? sizeof ref : in_memfd ? sizeof length : size;
   if ((!task.large() && size > ring.max_payload()) || !ring.has_room_for(frame_bytes)) return false;
   // Block memfds go first: the worker takes them before the payload's.
@@ -96,11 +97,11 @@ bool SlotTable::dispatch_locked(PoolTask& task, const char* bytes, std::size_t s
   if (task.timed()) watch_.watch_task(id, task.options, task.state);
   best->inflight.push_back(std::move(task));
   if (in_arena) {
-    ring.push(FrameKind::task, frame_arena, id, &ref, sizeof ref);
+    ring.push(FrameKind::task, static_cast<std::uint16_t>(frame_arena | measured), id, &ref, sizeof ref);
   } else if (in_memfd) {
-    ring.push(FrameKind::task, frame_side_channel, id, &length, sizeof length);
+    ring.push(FrameKind::task, static_cast<std::uint16_t>(frame_side_channel | measured), id, &length, sizeof length);
   } else {
-    ring.push(FrameKind::task, 0, id, bytes, size);
+    ring.push(FrameKind::task, measured, id, bytes, size);
   }
   watch_.task_count_changed(1);
   region_.slot(best_index).tasks_bell.ring();
@@ -129,6 +130,12 @@ void SlotTable::send_stops_locked() {
 bool SlotTable::all_exited_locked() const {
   return std::all_of(slots_.begin(), slots_.end(),
                      [](const WorkerSlot& s) { return s.state == WorkerSlot::State::exited; });
+}
+
+std::size_t SlotTable::inflight_locked() const noexcept {
+  std::size_t n = 0;
+  for (const WorkerSlot& s : slots_) n += s.inflight.size();
+  return n;
 }
 
 std::vector<pid_t> SlotTable::worker_pids_locked() const {

@@ -44,6 +44,7 @@ struct PoolTask {
   SharedBlocks blocks;      // shared data its handles name, kept until its result is in
   TaskOptions options;      // its policy (task_control.cpp); all zero by default
   int attempt = 1;          // the run this is, counting retries
+  std::int64_t submitted_ns = 0;  // non-zero: its times are measured (PoolStats); queued then (CLOCK_MONOTONIC)
 
   bool large() const noexcept { return block || memfd; }
   // Whether the watch must know it while it runs (a deadline of its own).
@@ -112,6 +113,9 @@ class SlotTable {
   void queue_locked(PoolTask task, const char* bytes, std::size_t size);
   void dispatch_backlog_locked();
   bool backlog_empty_locked() const noexcept { return backlog_.empty(); }
+  // Tasks not handed to a worker yet, and tasks in workers' rings (PoolStats).
+  std::size_t backlog_size_locked() const noexcept { return backlog_.size(); }
+  std::size_t inflight_locked() const noexcept;
   // cancel() of the task `ref` names (ResultStateBase::task_id), whose state
   // is already failed: a task still in a ring is marked so its worker skips
   // it, and leaves `inflight`; one its worker claimed is asked to stop. A task

@@ -68,7 +68,9 @@ class Worker {
     while (!slot_.tasks_bell.wait([&] { return (peek = tasks_.peek(frame)) != Ring::Peek::empty; },
                                   worker_spin)) {
     }
-    if (peek == Ring::Peek::corrupt || frame.header.kind == FrameKind::result) leave(worker_exit_corrupt_ring);
+    if (peek == Ring::Peek::corrupt || frame.header.kind == FrameKind::result || frame.header.kind == FrameKind::timing) {
+      leave(worker_exit_corrupt_ring);
+    }
     if (frame.header.kind == FrameKind::stop) {
       tasks_.pop(frame);
       return false;
@@ -92,9 +94,10 @@ class Worker {
       tasks_.pop(frame);
       return true;
     }
-    slot_.started_ns.store(monotonic_ns(), std::memory_order_relaxed);
+    const std::int64_t started_ns = monotonic_ns();
+    slot_.started_ns.store(started_ns, std::memory_order_relaxed);
     slot_.running_task.store(frame.header.task_id, std::memory_order_release);
-    run_task(frame);
+    run_task(frame, started_ns);
     tasks_.pop(frame);
     // seq_cst, with the load below, against the watch's store of kill_for then
     // load of running_task: either it sees this task over, or we see its kill.
@@ -104,7 +107,7 @@ class Worker {
   }
 
  private:
-  void run_task(const FrameView& frame) {
+  void run_task(const FrameView& frame, std::int64_t started_ns) {
     std::size_t room = 0;
     char* window = results_.window(room);
     result_blocks_.reclaim();
@@ -114,7 +117,13 @@ class Worker {
     // a small one they are taken when a handle names them (WorkerBlocks::find).
     if ((frame.header.flags & frame_side_channel) != 0) blocks_.receive_pending();
     run_payload([&] { return open_payload(frame, socket_.get(), side, task_arena_); }, out_);
+    // Only a task the parent asked to time pays for the second clock read
+    // and the timing frame, which follows its result (PoolStats, the trace).
+    const bool timed = (frame.header.flags & frame_timed) != 0;
+    const TaskTiming timing{started_ns, timed ? monotonic_ns() : 0};
     publish(frame.header.task_id);
+    if (timed) push(FrameKind::timing, 0, frame.header.task_id, &timing, sizeof timing);
+    wake_parent();
   }
 
   void publish(std::uint64_t task_id) {
@@ -140,6 +149,9 @@ class Worker {
         break;
       }
     }
+  }
+
+  void wake_parent() {
     // seq_cst read-modify-write: orders the tail store before the read, so a
     // pumper that stops now either sees this result or is seen to have stopped.
     if (pool_.pumpers.fetch_add(0, std::memory_order_seq_cst) == 0) pool_.parent_bell.ring();
@@ -147,7 +159,10 @@ class Worker {
 
   // Waits for the parent to make room: it drains result rings all the time.
   void push(std::uint16_t flags, std::uint64_t task_id, const void* bytes, std::size_t size) {
-    while (!results_.push(FrameKind::result, flags, task_id, bytes, size)) {
+    push(FrameKind::result, flags, task_id, bytes, size);
+  }
+  void push(FrameKind kind, std::uint16_t flags, std::uint64_t task_id, const void* bytes, std::size_t size) {
+    while (!results_.push(kind, flags, task_id, bytes, size)) {
       pool_.parent_bell.ring();
       slot_.results_space_bell.wait([&] { return results_.has_room_for(size); }, worker_spin);
     }

@@ -6,9 +6,11 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <string>
 #include <sys/types.h>
 #include <vector>
 
+#include "procpool/pool_stats.hpp"
 #include "procpool/task_pool.hpp"
 
 namespace procpool {
@@ -49,6 +51,24 @@ struct PoolOptions {
   /// builds the pool is not held open by its workers. (Process children
   /// are plain forks: they inherit everything.)
   std::vector<int> keep_fds;
+  /// Empty: no trace. Else the pool writes a Chrome trace-event JSON file
+  /// there (created or truncated when the pool is built; open it in
+  /// https://ui.perfetto.dev or chrome://tracing): one track per worker
+  /// ("worker SLOT (pid N)") with each task's run ("task", args {"task": N},
+  /// N counting the pool's tasks from 1 in submission order; a map chunk is
+  /// one task) and the worker's start and end (the cause: signal or exit
+  /// status), and each task's wait in the queue (an async "queued" span).
+  /// Timestamps are microseconds since the pool was built. Events are
+  /// written in batches from the result thread; the file is complete, valid
+  /// JSON once the pool has been joined (terminate() and the destructor
+  /// join). A task whose worker died while running it has its run (marked
+  /// "lost") end when the pool learnt of the death; a task retried after
+  /// that shows only its last attempt; a task cancelled before it started,
+  /// or cut short by terminate(), has no run. Every task is then timed (see
+  /// PoolStats::queue_wait), which costs about a third of the no-op
+  /// throughput (benchmarks/bm_stats.cpp).
+  /// The constructor throws Error if the file cannot be opened.
+  std::string trace_path;
 };
 
 /// A pool of worker processes, Python's multiprocessing.Pool for C++.
@@ -99,7 +119,9 @@ class Pool : public TaskPool {
   /// be forked; if some have started by then, returns and the pool goes on
   /// retrying the others. Throws ValueError if options.processes < 0;
   /// BrokenPool (an Error) if no worker could be forked for 5 s; Error if
-  /// the pool's other resources (memory, sockets, the zygote) cannot be had.
+  /// the pool's other resources (memory, sockets, the zygote) cannot be had,
+  /// or if options.trace_path cannot be opened for writing (the message
+  /// names the path and the reason, as strerror gives it).
   explicit Pool(PoolOptions options);
 
   /// The pids of the workers running now (a replacement has a new pid; one
@@ -107,6 +129,15 @@ class Pool : public TaskPool {
   /// after close() or terminate(), BrokenPool once the pool is broken.
   /// Thread-safe.
   std::vector<pid_t> worker_pids() const;
+
+  /// A snapshot of the pool's counters, its workers (pid, tasks done,
+  /// resident memory, CPU time) and the percentiles of its tasks' queue wait
+  /// and run time (see PoolStats for what each field counts). Cheap enough
+  /// to call ten times a second on a busy pool: it takes the pool's lock
+  /// briefly (never waiting for a task) and reads two small /proc files per
+  /// worker. Works at any time, also after close(), join() or terminate()
+  /// (then with no workers). Throws only std::bad_alloc. Thread-safe.
+  PoolStats stats() const;
 };
 
 }  // namespace procpool

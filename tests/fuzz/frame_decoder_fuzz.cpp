@@ -382,7 +382,8 @@ void check_frame(const FrameView& frame, const char* data, std::size_t capacity)
   if (frame_span(frame.header.size) > capacity - offset) fail("frame runs past the end of the ring");
   if (frame.span < frame_span(frame.header.size) || frame.span > capacity) fail("frame span out of range");
   if (frame.header.kind != FrameKind::task && frame.header.kind != FrameKind::stop &&
-      frame.header.kind != FrameKind::result && frame.header.kind != FrameKind::forget) {
+      frame.header.kind != FrameKind::result && frame.header.kind != FrameKind::forget &&
+      frame.header.kind != FrameKind::timing) {
     fail("padding or an unknown kind reported as a frame");
   }
   FrameHeader in_ring;
