@@ -230,9 +230,13 @@ class IMapState final : public ChunkSink<R>, public InputFlusher, public std::en
         }
       }
       std::unique_lock lock(mutex_);
+      const auto all_arrived = [&] { return input_done_.load() && chunks_finished_ == chunks_submitted_; };
+      if (all_arrived()) return true;
+      // A finished chunk makes room for more input (or was the last one).
       const std::size_t seen = chunks_finished_;
-      if (input_done_.load() && chunks_finished_ == chunks_submitted_) return true;
-      if (!changed_.wait_until(lock, deadline, [&] { return chunks_finished_ != seen; })) return false;
+      if (!changed_.wait_until(lock, deadline, [&] { return chunks_finished_ != seen || all_arrived(); })) {
+        return false;
+      }
     }
   }
 
