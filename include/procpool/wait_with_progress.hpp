@@ -16,9 +16,10 @@
 namespace procpool {
 
 /// Blocks until `result` is ready, showing its progress() on `out`. While
-/// `out` is a terminal, a one-line bar is redrawn in place (with '\r') about
-/// every 150 ms: `[#########---------]  512/1000  51%  1234 items/s  ETA 0:03`,
-/// and when done, the final bar with the elapsed time and a newline. Anywhere
+/// `out` is a terminal, a one-line bar is redrawn in place (after a carriage
+/// return) about every 150 ms:
+/// `[#########---------]  512/1000  51%  1234 items/s  ETA 0:03`, and when
+/// done, the final bar with the elapsed time and a newline. Anywhere
 /// else, it prints one line at the end: `1000/1000 items in 1.23 s (812
 /// items/s)`. `out` is a terminal if it is std::cerr or std::clog and file
 /// descriptor 2 is a tty, or std::cout and descriptor 1 is one; any other
