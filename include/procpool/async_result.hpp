@@ -145,9 +145,9 @@ class [[nodiscard]] AsyncResult {
   /// How far the task has got. For a result of map_async or starmap_async:
   /// {items whose chunk has finished (with a value or an error), items in
   /// all}: it moves a chunk at a time, and is {total, total} once the map has
-  /// succeeded (an empty input gives {0, 0}). For any other result: {0, 1}, then {1, 1} once
-  /// ready. Never blocks; throws ValueError if the result is empty.
-  /// Thread-safe.
+  /// succeeded (an empty input gives {0, 0}). For any other result: {0, 1},
+  /// then {1, 1} once ready. Never blocks; throws ValueError if the result is
+  /// empty. Thread-safe.
   Progress progress() const { return checked().progress(); }
 
  private:

@@ -6,10 +6,10 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <limits>
 #include <sys/types.h>
 #include <vector>
 
