@@ -15,6 +15,7 @@
 #include "procpool/detail/result_promise.hpp"
 #include "procpool/detail/result_state.hpp"
 #include "procpool/errors.hpp"
+#include "procpool/progress.hpp"
 
 namespace procpool {
 
@@ -212,6 +213,13 @@ class AsyncResult {
     checked_state();
     return detail::ResultAwaiter<T>{std::move(state_)};
   }
+  /// How far the task has got. For a result of map_async or starmap_async:
+  /// {items whose chunk has finished (with a value or an error), items in
+  /// all}: it moves a chunk at a time, and is {total, total} once the map has
+  /// succeeded (an empty input gives {0, 0}). For any other result: {0, 1},
+  /// then {1, 1} once ready. Never blocks; throws ValueError if the result is
+  /// empty. Thread-safe.
+  Progress progress() const { return checked().progress(); }
 
  private:
   friend class TaskPool;

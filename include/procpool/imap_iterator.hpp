@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "procpool/detail/map_state.hpp"
+#include "procpool/progress.hpp"
 
 namespace procpool {
 
@@ -38,6 +39,29 @@ class [[nodiscard]] IMapIterator {
   template <class Rep, class Period>
   std::optional<R> next(std::chrono::duration<Rep, Period> timeout) {
     return state_->next(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
+  }
+
+  /// How far the imap has got: {items whose chunk has finished (consumed or
+  /// not, with a value or an error), items in all}; the total is 0 until the
+  /// input has been read to its end (for an endless input, always). Never
+  /// blocks or throws. Thread-safe: another thread may watch while one
+  /// consumes.
+  Progress progress() const noexcept { return state_->progress(); }
+  /// Blocks until every result has arrived, consuming none: it reads the rest
+  /// of the input on this thread as chunks finish (keeping the look-ahead's
+  /// number of chunks running; the finished ones wait in memory), so the
+  /// results can then be iterated without waiting. Never returns for an
+  /// endless input. Does not throw the items' errors (they surface as they
+  /// are consumed). Not thread-safe: call it from the consuming thread.
+  void wait_all() {
+    while (!state_->wait_arrived(std::chrono::hours(1))) {
+    }
+  }
+  /// As wait_all(), but blocks at most about `timeout`; returns whether every
+  /// result has arrived. Not thread-safe.
+  template <class Rep, class Period>
+  bool wait_all(std::chrono::duration<Rep, Period> timeout) {
+    return state_->wait_arrived(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
   }
 
   /// The input iterator of `for (R v : results)`: it holds the current

@@ -15,7 +15,8 @@
 ///   whose task surface (apply_async, map, imap, close, join, terminate) is
 ///   procpool::TaskPool's;
 /// - procpool::AsyncResult, the future of one task, and procpool::IMapIterator,
-///   the results of imap and imap_unordered;
+///   the results of imap and imap_unordered; their progress() (procpool::Progress)
+///   and procpool::wait_with_progress(), which draws it as a bar;
 /// - procpool::Process, procpool::current_process(), procpool::parent_process(),
 ///   procpool::active_children(): single child processes;
 /// - procpool::Shared (made by TaskPool::share()) and procpool::SharedArray:
@@ -52,6 +53,7 @@
 #include "procpool/async_result.hpp"
 #include "procpool/errors.hpp"
 #include "procpool/pool.hpp"
+#include "procpool/progress.hpp"
 #include "procpool/task_pool.hpp"
 #include "procpool/process.hpp"
 #include "procpool/shared.hpp"
@@ -59,4 +61,5 @@
 #include "procpool/task_options.hpp"
 #include "procpool/this_task.hpp"
 #include "procpool/version.hpp"
+#include "procpool/wait_with_progress.hpp"
 #include "procpool/when.hpp"

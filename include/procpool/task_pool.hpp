@@ -268,6 +268,7 @@ class TaskPool {
     core_->attach(*whole);
     const auto count = static_cast<std::size_t>(std::ranges::distance(items));
     if (count == 0) {
+      whole->count_items(0);
       if constexpr (std::is_void_v<R>) {
         whole->set_value();
       } else {
@@ -407,6 +408,7 @@ class TaskPool {
           TaskOptions{});
       sink->track(chunk_state);  // cancelled if the iterator goes first
       produced.submitted = true;
+      produced.items = chunk.size();
       return produced;
     });
     // The iterator's handle is the consumer's: in-flight chunks hold the state

@@ -19,6 +19,7 @@
 #include "procpool/detail/chunk.hpp"
 #include "procpool/detail/result_state.hpp"
 #include "procpool/errors.hpp"
+#include "procpool/progress.hpp"
 
 namespace procpool::detail {
 
@@ -32,26 +33,32 @@ class MapAggregate final : public ChunkSink<R> {
   // `items` known: that many items, in chunks of `chunksize`.
   MapAggregate(std::shared_ptr<ResultState<Whole>> whole, std::size_t items, std::size_t chunksize)
       : whole_(std::move(whole)), chunksize_(chunksize), chunks_left_((items + chunksize - 1) / chunksize) {
+    whole_->count_items(items);
     if constexpr (!std::is_void_v<R>) values_.resize(items);
   }
   // Count unknown (a single-pass input): add_chunk() each chunk, then seal().
   MapAggregate(std::shared_ptr<ResultState<Whole>> whole, std::size_t chunksize)
-      : whole_(std::move(whole)), chunksize_(chunksize), chunks_left_(0), sealed_(false) {}
+      : whole_(std::move(whole)), chunksize_(chunksize), chunks_left_(0), sealed_(false) {
+    whole_->count_items(0);
+  }
 
   // Before chunk `index` (of `count` items) is submitted: it may finish at once.
   void add_chunk(std::size_t index, std::size_t count) {
     std::lock_guard lock(mutex_);
     ++chunks_left_;
-    if constexpr (!std::is_void_v<R>) values_.resize(index * chunksize_ + count);
+    items_ = index * chunksize_ + count;
+    if constexpr (!std::is_void_v<R>) values_.resize(items_);
   }
   // Every chunk has been added: the whole completes once they have finished.
   void seal() noexcept {
     std::unique_lock lock(mutex_);
     sealed_ = true;
+    whole_->count_items(items_);
     if (chunks_left_ == 0) finish(lock);
   }
 
   void chunk_done(std::size_t index, ChunkState<R>& chunk) noexcept override {
+    whole_->add_items_done(chunk.count());
     std::unique_lock lock(mutex_);
     const std::size_t first = index * chunksize_;
     if (chunk.error()) {
@@ -94,6 +101,7 @@ class MapAggregate final : public ChunkSink<R> {
   std::mutex mutex_;
   std::size_t chunks_left_;
   bool sealed_ = true;
+  std::size_t items_ = 0;  // added so far, when the count is not known up front
   std::vector<std::conditional_t<std::is_void_v<R>, char, R>> values_;
   std::exception_ptr error_;
   std::size_t error_position_ = 0;
@@ -121,6 +129,7 @@ class IMapState final : public ChunkSink<R>, public InputFlusher, public std::en
   // What pulling one chunk of input did.
   struct Produced {
     bool submitted = false;         // a chunk with the given index went to the pool
+    std::size_t items = 0;          // the items in that chunk
     std::exception_ptr input_error;  // the input threw after that (or the pool refused the chunk)
   };
   // Pulls up to one chunk of input and submits it as chunk `index`.
@@ -177,10 +186,12 @@ class IMapState final : public ChunkSink<R>, public InputFlusher, public std::en
   }
 
   void chunk_done(std::size_t index, ChunkState<R>& chunk) noexcept override {
+    items_done_.fetch_add(chunk.count(), std::memory_order_relaxed);
     Chunk done{index, {}, chunk.error()};
     if (!done.error) done.outcomes = std::move(chunk.outcomes());
     {
       std::lock_guard lock(mutex_);
+      ++chunks_finished_;
       if (ordered_) {
         finished_.emplace(index, std::move(done));
       } else {
@@ -193,6 +204,40 @@ class IMapState final : public ChunkSink<R>, public InputFlusher, public std::en
   void flush_input() noexcept override {
     std::lock_guard input(input_mutex_);
     while (!input_done_.load()) produce_one();
+  }
+
+  // Items arrived (consumed or not) and read: the total once the input has ended.
+  Progress progress() const noexcept {
+    const std::size_t done = items_done_.load(std::memory_order_relaxed);
+    if (!input_done_.load()) return {done, 0};
+    return {done, items_read_.load(std::memory_order_relaxed)};
+  }
+
+  // Waits at most `timeout` for every item to arrive, without consuming any:
+  // reads more input whenever fewer than max_in_flight_ chunks are running
+  // (the finished ones wait to be consumed). Returns whether all have arrived.
+  bool wait_arrived(std::chrono::nanoseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      {
+        std::lock_guard input(input_mutex_);
+        while (!input_done_.load()) {
+          {
+            std::lock_guard lock(mutex_);
+            if (chunks_submitted_ - chunks_finished_ >= max_in_flight_) break;
+          }
+          produce_one();
+        }
+      }
+      std::unique_lock lock(mutex_);
+      const auto all_arrived = [&] { return input_done_.load() && chunks_finished_ == chunks_submitted_; };
+      if (all_arrived()) return true;
+      // A finished chunk makes room for more input (or was the last one).
+      const std::size_t seen = chunks_finished_;
+      if (!changed_.wait_until(lock, deadline, [&] { return chunks_finished_ != seen || all_arrived(); })) {
+        return false;
+      }
+    }
   }
 
   // The next item's value; nullopt at the end; throws the item's error, or
@@ -274,6 +319,8 @@ class IMapState final : public ChunkSink<R>, public InputFlusher, public std::en
       if (produced.submitted) {
         ++in_flight_;
         ++next_index_;
+        ++chunks_submitted_;
+        items_read_.fetch_add(produced.items, std::memory_order_relaxed);  // before input_done_ is set
       }
       if (produced.input_error) {
         // That position raises the error; the input ends there.
@@ -298,11 +345,15 @@ class IMapState final : public ChunkSink<R>, public InputFlusher, public std::en
   std::mutex input_mutex_;  // the input range is read by one thread at a time
   std::atomic<bool> input_done_{false};
   std::size_t next_index_ = 0;
+  std::atomic<std::size_t> items_read_{0};  // in the chunks submitted
+  std::atomic<std::size_t> items_done_{0};  // in the chunks finished
 
   std::mutex mutex_;
   std::condition_variable changed_;
   std::size_t in_flight_ = 0;       // chunks submitted and not yet fully handed out
   std::size_t consumed_chunks_ = 0;  // ordered: chunks handed out
+  std::size_t chunks_submitted_ = 0;
+  std::size_t chunks_finished_ = 0;  // chunk_done() called, consumed or not
   std::vector<std::weak_ptr<ResultStateBase>> chunks_;  // submitted, for abandon()
   bool abandoned_ = false;
   std::map<std::size_t, Chunk> finished_;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -17,6 +18,7 @@
 
 #include "procpool/detail/buffer.hpp"
 #include "procpool/detail/wire_archive.hpp"
+#include "procpool/progress.hpp"
 
 namespace procpool::detail {
 
@@ -89,6 +91,19 @@ class ResultStateBase {
   // The task was not queued after all: gives its place back now.
   void give_place_back() noexcept;
 
+  // A map family's whole counts items for AsyncResult::progress(): `total`
+  // once known (0 until then), and each chunk adds its items as it finishes
+  // (one relaxed add per chunk, before the whole can complete).
+  void count_items(std::size_t total) noexcept { items_total_.store(total, std::memory_order_relaxed); }
+  void add_items_done(std::size_t items) noexcept { items_done_.fetch_add(items, std::memory_order_relaxed); }
+  // {done, total} items of a whole that counts them; else {0, 1}, then {1, 1} once ready.
+  Progress progress() const noexcept {
+    const bool finished = ready();  // acquire: once ready, every chunk's count is in
+    const std::size_t total = items_total_.load(std::memory_order_relaxed);
+    if (total == not_counted) return {finished ? std::size_t{1} : std::size_t{0}, 1};
+    return {items_done_.load(std::memory_order_relaxed), total};
+  }
+
  protected:
   // The right to set the outcome: true for exactly one caller. Every path
   // that completes (deliver, set_value, fail) takes it first.
@@ -110,6 +125,9 @@ class ResultStateBase {
   std::exception_ptr error_;
   std::weak_ptr<ResultSource> source_;
   std::shared_ptr<PendingLimit> place_;  // null unless the pool has a max_pending
+  static constexpr std::size_t not_counted = std::numeric_limits<std::size_t>::max();
+  std::atomic<std::size_t> items_total_{not_counted};
+  std::atomic<std::size_t> items_done_{0};
 };
 
 template <class T>
