@@ -49,18 +49,24 @@ class AsCompleted {
     }
   }
 
+  /// Not copyable: its iterators point into it.
   AsCompleted(const AsCompleted&) = delete;
+  /// Not copyable: its iterators point into it.
   AsCompleted& operator=(const AsCompleted&) = delete;
+  /// Movable before begin() is called.
   AsCompleted(AsCompleted&&) noexcept = default;
+  /// Movable before begin() is called.
   AsCompleted& operator=(AsCompleted&&) noexcept = default;
 
+  /// The range's input iterator; it compares equal to end() past the last result.
   class iterator {
    public:
-    using iterator_concept = std::input_iterator_tag;
-    using value_type = AsyncResult<T>;
-    using difference_type = std::ptrdiff_t;
-    using reference = AsyncResult<T>&;
+    using iterator_concept = std::input_iterator_tag;  ///< single-pass
+    using value_type = AsyncResult<T>;                  ///< what it refers to
+    using difference_type = std::ptrdiff_t;            ///< required of an iterator
+    using reference = AsyncResult<T>&;                  ///< a result of the vector
 
+    /// A singular iterator (input iterators must be default-constructible).
     iterator() = default;
     /// The result that finished; never blocks.
     reference operator*() const { return (*range_->results_)[range_->current_]; }
@@ -69,7 +75,9 @@ class AsCompleted {
       range_->advance();
       return *this;
     }
+    /// As ++it.
     void operator++(int) { ++*this; }
+    /// Whether every result has been handed out; never blocks.
     friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept { return it.past_end(); }
 
    private:
@@ -84,6 +92,7 @@ class AsCompleted {
     if (taken_ == 0) advance();
     return iterator(this);
   }
+  /// The end of the range; never blocks.
   std::default_sentinel_t end() const noexcept { return {}; }
 
  private:

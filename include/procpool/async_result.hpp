@@ -159,15 +159,16 @@ class AsyncResult {
     });
   }
   /// A continuation: returns the future of `callback(value)` (`callback()`
-  /// for an AsyncResult<void>), an AsyncResult<U> with U what the callback
+  /// for an `AsyncResult<void>`), an `AsyncResult<U>`, `U` what the callback
   /// returns. If this result fails, the returned one fails with the same
   /// error and the callback does not run; if the callback throws, the
   /// returned one fails with what it threw. A callback that returns an
-  /// AsyncResult<V> (say, it submits another task) gives an AsyncResult<V>
-  /// that completes with that task: chains of tasks need no nesting.
-  /// The callback runs in this process, where then()'s one-argument form
-  /// runs (above), once; it may capture anything. Cancelling the returned
-  /// result only keeps the callback from running (this result goes on).
+  /// `AsyncResult<V>` (say, it submits another task) gives an
+  /// `AsyncResult<V>` that completes with that task: chains of tasks need no
+  /// nesting. The callback runs once, in this process, on the thread the
+  /// two-callback form above names; it may capture anything. Cancelling the
+  /// returned result only keeps the callback from running (this result goes
+  /// on).
   /// Never blocks; throws ValueError if the result is empty. Thread-safe.
   template <class F>
     requires detail::Continuation<F, T>
