@@ -5,17 +5,17 @@
 #include <atomic>
 #include <chrono>
 #include <coroutine>
-#include <new>
 #include <procpool/procpool.hpp>
 #include <set>
 #include <stdexcept>
 #include <string>
-#include <sys/mman.h>
 #include <thread>
 #include <tuple>
 #include <unistd.h>
 #include <variant>
 #include <vector>
+
+#include "support.hpp"
 
 using namespace std::chrono_literals;
 
@@ -27,15 +27,6 @@ struct Board {
   std::atomic<int> runs{0};  // tasks that counted themselves
 };
 Board* board = nullptr;
-
-struct BoardScope {
-  BoardScope() {
-    void* shared = ::mmap(nullptr, sizeof(Board), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    REQUIRE(shared != MAP_FAILED);
-    board = new (shared) Board();
-  }
-  ~BoardScope() { ::munmap(board, sizeof(Board)); }
-};
 
 int square(int x) { return x * x; }
 int add(int a, int b) { return a + b; }
@@ -159,7 +150,7 @@ TEST_CASE("compose - a callback that returns an AsyncResult flattens the chain" 
 }
 
 TEST_CASE("compose - cancel() on a then() result keeps the callback from running" * doctest::timeout(60)) {
-  BoardScope scope;
+  test_support::SharedObject<Board> scope(board);
   procpool::Pool pool(1);
   auto source = pool.apply_async(gated, 1);
   std::atomic<int> calls{0};
@@ -210,7 +201,7 @@ TEST_CASE("compose - when_all of results of several types gives a tuple" * docte
 }
 
 TEST_CASE("compose - when_any gives the index of the first to finish" * doctest::timeout(60)) {
-  BoardScope scope;
+  test_support::SharedObject<Board> scope(board);
   procpool::Pool pool(3);  // two held by gated tasks
   std::vector<procpool::AsyncResult<int>> rs;
   rs.push_back(pool.apply_async(gated, 0));
@@ -280,7 +271,7 @@ TEST_CASE("compose - co_await in a coroutine returning AsyncResult, and in one o
 }
 
 TEST_CASE("compose - an AsyncResult argument makes a dependency" * doctest::timeout(60)) {
-  BoardScope scope;
+  test_support::SharedObject<Board> scope(board);
   procpool::Pool pool(2);
   auto a = pool.apply_async(gated, 5);
   auto b = pool.apply_async(add, a, 10);  // returns at once: a is not ready
@@ -302,7 +293,7 @@ TEST_CASE("compose - an AsyncResult argument makes a dependency" * doctest::time
 }
 
 TEST_CASE("compose - a diamond: A -> B, A -> C, B + C -> D" * doctest::timeout(60)) {
-  BoardScope scope;
+  test_support::SharedObject<Board> scope(board);
   procpool::Pool pool(2);
   auto a = pool.apply_async(counted_inc, 1);     // 2
   auto b = pool.apply_async(square, a);          // 4
@@ -313,7 +304,7 @@ TEST_CASE("compose - a diamond: A -> B, A -> C, B + C -> D" * doctest::timeout(6
 }
 
 TEST_CASE("compose - a failed argument fails the dependent task without running it" * doctest::timeout(60)) {
-  BoardScope scope;
+  test_support::SharedObject<Board> scope(board);
   procpool::Pool pool(2);
   auto bad = pool.apply_async(fail_with, 4);
   auto dependent = pool.apply_async(counted_inc, bad);
@@ -331,7 +322,7 @@ TEST_CASE("compose - a failed argument fails the dependent task without running 
 }
 
 TEST_CASE("compose - cancelling a dependency's source fails the dependents with Cancelled" * doctest::timeout(60)) {
-  BoardScope scope;
+  test_support::SharedObject<Board> scope(board);
   procpool::Pool pool(1);
   auto source = pool.apply_async(gated, 1);
   auto dependent = pool.apply_async(counted_inc, source);
@@ -370,7 +361,7 @@ TEST_CASE("compose - a chain of 10,000 dependent tasks" * doctest::timeout(240))
 }
 
 TEST_CASE("compose - close() and join() wait for tasks still waiting for their arguments" * doctest::timeout(60)) {
-  BoardScope scope;
+  test_support::SharedObject<Board> scope(board);
   procpool::Pool pool(2);
   auto head = pool.apply_async(gated, 1);
   procpool::AsyncResult<int> tail = head;
@@ -385,7 +376,7 @@ TEST_CASE("compose - close() and join() wait for tasks still waiting for their a
 }
 
 TEST_CASE("compose - terminate() fails tasks waiting for their arguments" * doctest::timeout(60)) {
-  BoardScope scope;
+  test_support::SharedObject<Board> scope(board);
   procpool::Pool pool(2);
   auto head = pool.apply_async(gated, 1);
   auto dependent = pool.apply_async(counted_inc, head);

@@ -12,13 +12,11 @@
 #include <ctime>
 #include <fstream>
 #include <map>
-#include <new>
 #include <procpool/procpool.hpp>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
-#include <sys/mman.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -36,15 +34,6 @@ struct Board {
   std::atomic<int> started{0};  // blocked tasks that reached their body
 };
 Board* board = nullptr;
-
-struct BoardScope {
-  BoardScope() {
-    void* shared = ::mmap(nullptr, sizeof(Board), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    REQUIRE(shared != MAP_FAILED);
-    board = new (shared) Board();
-  }
-  ~BoardScope() { ::munmap(board, sizeof(Board)); }
-};
 
 int blocker(int x) {
   board->started.fetch_add(1);
@@ -116,7 +105,7 @@ TEST_CASE("pool stats - a new pool has counted nothing and lists its workers" * 
 }
 
 TEST_CASE("pool stats - a known mix: values, errors, a cancel, a killed worker" * doctest::timeout(120)) {
-  BoardScope scope;
+  test_support::SharedObject<Board> scope(board);
   procpool::Pool pool(2);
   // Both workers blocked, so the next task waits and can be cancelled before it starts.
   auto b1 = pool.apply_async(blocker, 1);
@@ -160,7 +149,7 @@ TEST_CASE("pool stats - a known mix: values, errors, a cancel, a killed worker" 
 }
 
 TEST_CASE("pool stats - queued and running while tasks block" * doctest::timeout(60)) {
-  BoardScope scope;
+  test_support::SharedObject<Board> scope(board);
   procpool::Pool pool(2);
   std::vector<procpool::AsyncResult<int>> results;
   for (int i = 0; i < 5; ++i) results.push_back(pool.apply_async(blocker, i));

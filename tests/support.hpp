@@ -6,15 +6,41 @@
 #include <csignal>
 #include <dirent.h>
 #include <fstream>
+#include <new>
+#include <stdexcept>
 #include <set>
 #include <sstream>
 #include <string>
+#include <sys/mman.h>
 #include <sys/types.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
 
 namespace test_support {
+
+// A T in anonymous shared memory, pointed to by `global` while this lives:
+// built before a pool forks its workers, it is the same object in the tasks
+// and in the test.
+template <class T>
+class SharedObject {
+ public:
+  explicit SharedObject(T*& global) : global_(global) {
+    void* memory = ::mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) throw std::runtime_error("test_support::SharedObject: mmap failed");
+    global_ = new (memory) T();
+  }
+  SharedObject(const SharedObject&) = delete;
+  SharedObject& operator=(const SharedObject&) = delete;
+  ~SharedObject() {
+    global_->~T();
+    ::munmap(global_, sizeof(T));
+    global_ = nullptr;
+  }
+
+ private:
+  T*& global_;
+};
 
 inline std::vector<std::string> list_dir(const std::string& path) {
   std::vector<std::string> names;
