@@ -54,6 +54,10 @@ struct PoolControl {
   // Parent threads now pumping result rings themselves (waiting in get()):
   // while non-zero, workers need not ring parent_bell after a result.
   alignas(cache_line) std::atomic<std::uint32_t> pumpers{0};
+  // Bumped (then parent_bell rung) by a worker that emptied its task ring by
+  // skipping frames (cancelled, stolen, forget): room that no result
+  // announces, which a task waiting in the backlog may need.
+  std::atomic<std::uint32_t> tasks_room_freed{0};
   // Workers that have finished their initializer, all slots together: the
   // parent tells initializer failures in a row from ones with a start between.
   alignas(cache_line) std::atomic<std::uint64_t> workers_initialized{0};

@@ -48,7 +48,9 @@ void ResultDrainer::loop() {
   // Callbacks run here: a submission from one must not wait for a place
   // that only this thread could free (PoolOptions::max_pending).
   const PendingLimit::ExemptScope exempt;
+  auto& room_freed = region_.pool().tasks_room_freed;
   std::uint32_t seen_signals = signals_.load(std::memory_order_acquire);
+  std::uint32_t seen_room = room_freed.load(std::memory_order_acquire);
   for (;;) {
     std::vector<std::function<void()>> callbacks;
     bool progressed = false;
@@ -82,11 +84,14 @@ void ResultDrainer::loop() {
     const bool pumped = pumpers.load(std::memory_order_seq_cst) != 0;
     region_.pool().parent_bell.wait(
         [&] {
+          // A worker that freed room without a result: a round dispatches the backlog.
           return signals_.load(std::memory_order_acquire) != seen_signals ||
+                 room_freed.load(std::memory_order_seq_cst) != seen_room ||
                  (pumpers.load(std::memory_order_seq_cst) == 0 && any_results());
         },
         pumped ? std::chrono::microseconds(0) : result_spin);
     seen_signals = signals_.load(std::memory_order_acquire);
+    seen_room = room_freed.load(std::memory_order_acquire);
   }
 }
 

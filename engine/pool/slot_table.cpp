@@ -56,7 +56,16 @@ void SlotTable::queue_locked(PoolTask task, const char* bytes, std::size_t size)
 }
 
 bool SlotTable::dispatch_locked(PoolTask& task, const char* bytes, std::size_t size) {
-  // The least loaded worker that takes tasks and has room.
+  const std::uint64_t length = task.large_size;
+  const ArenaRef ref{task.block ? task.block.block().offset : 0, length};
+  const bool in_arena = static_cast<bool>(task.block);
+  const bool in_memfd = static_cast<bool>(task.memfd);
+  const std::uint16_t measured = task.submitted_ns != 0 ? frame_timed : 0;
+  const std::size_t frame_bytes = in_arena ? sizeof ref : in_memfd ? sizeof length : size;
+  // The least loaded worker that takes tasks and has room in its ring. Room
+  // counts: the least loaded may have none (frames it has yet to skip, or
+  // a starved worker), and giving up then would leave the task waiting for
+  // a result that the worker with room may never send.
   WorkerSlot* best = nullptr;
   int best_index = -1;
   const std::size_t room = prioritized_ ? prioritized_inflight_per_worker : max_inflight_per_worker;
@@ -65,20 +74,13 @@ bool SlotTable::dispatch_locked(PoolTask& task, const char* bytes, std::size_t s
     if (s.state != WorkerSlot::State::running || s.stop_sent || s.inflight.size() >= room) continue;
     // A worker leaving after maxtasksperchild gets no task it would not run.
     if (options_.maxtasksperchild != 0 && s.done + s.inflight.size() >= options_.maxtasksperchild) continue;
-    if (best == nullptr || s.inflight.size() < best->inflight.size()) {
-      best = &s;
-      best_index = static_cast<int>(i);
-    }
+    if (best != nullptr && s.inflight.size() >= best->inflight.size()) continue;
+    if ((!task.large() && size > s.tasks.max_payload()) || !s.tasks.has_room_for(frame_bytes)) continue;
+    best = &s;
+    best_index = static_cast<int>(i);
   }
   if (best == nullptr) return false;
   Ring& ring = best->tasks;
-  const std::uint64_t length = task.large_size;
-  const ArenaRef ref{task.block ? task.block.block().offset : 0, length};
-  const bool in_arena = static_cast<bool>(task.block);
-  const bool in_memfd = static_cast<bool>(task.memfd);
-  const std::uint16_t measured = task.submitted_ns != 0 ? frame_timed : 0;
-  const std::size_t frame_bytes = in_arena ? sizeof ref : in_memfd ? sizeof length : size;
-  if ((!task.large() && size > ring.max_payload()) || !ring.has_room_for(frame_bytes)) return false;
   // Block memfds go first: the worker takes them before the payload's.
   if (!task.blocks.empty() && !send_blocks_locked(best_index, task)) return false;
   if (in_memfd) {

@@ -108,7 +108,7 @@ class SlotTable {
   WorkerSlot& slot(int index) noexcept { return slots_[static_cast<std::size_t>(index)]; }
   const WorkerSlot& slot(int index) const noexcept { return slots_[static_cast<std::size_t>(index)]; }
 
-  // Into the least loaded worker's ring if nothing waits before it, else
+  // Into the ring of the least loaded worker with room if nothing waits before it, else
   // into the backlog (copying `bytes` unless the payload is in an arena block or a memfd).
   void queue_locked(PoolTask task, const char* bytes, std::size_t size);
   void dispatch_backlog_locked();

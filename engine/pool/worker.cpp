@@ -78,7 +78,7 @@ class Worker {
     if (frame.header.kind == FrameKind::forget) {
       blocks_.receive_pending();  // a block sent for a task that was never published
       blocks_.forget(frame.header.task_id);
-      tasks_.pop(frame);
+      pop_skipped(frame);
       return true;
     }
     if (!tasks_.try_mark(frame, frame_claimed)) {
@@ -91,7 +91,7 @@ class Worker {
         } catch (const SerializationError&) {
         }
       }
-      tasks_.pop(frame);
+      pop_skipped(frame);
       return true;
     }
     const std::int64_t started_ns = monotonic_ns();
@@ -107,6 +107,20 @@ class Worker {
   }
 
  private:
+  // Pops a frame that yields no result. The parent retries dispatching its
+  // backlog after each result; room freed without one it must be told of,
+  // or a task that found every ring full could wait forever. Told only once
+  // the ring is empty: a frame still in it is a task whose result will come
+  // (after this pop), or one more frame to skip.
+  void pop_skipped(const FrameView& frame) {
+    tasks_.pop(frame);
+    if (!tasks_.empty()) return;
+    // seq_cst read-modify-write before the bell's: the result thread that
+    // sleeps either sees the count change or is woken.
+    pool_.tasks_room_freed.fetch_add(1, std::memory_order_seq_cst);
+    pool_.parent_bell.ring();
+  }
+
   void run_task(const FrameView& frame, std::int64_t started_ns) {
     std::size_t room = 0;
     char* window = results_.window(room);
