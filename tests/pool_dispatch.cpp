@@ -35,13 +35,8 @@ void fill_rings_with_cancelled(procpool::Pool& pool) {
   for (auto& r : queued) CHECK(r.cancel());
 }
 
-}  // namespace
-
-TEST_CASE("dispatch - a task queued behind rings of cancelled frames runs once the workers skip them" *
-          doctest::timeout(60)) {
-  procpool::Pool pool(2);
-  const std::vector<pid_t> pids = pool.worker_pids();
-  REQUIRE(pids.size() == 2);
+// Stops every worker in `pids` and waits until each is stopped (state T).
+void stop_all(const std::vector<pid_t>& pids) {
   signal_all(pids, SIGSTOP);
   REQUIRE(test_support::eventually([&] {
     for (const pid_t pid : pids) {
@@ -49,6 +44,16 @@ TEST_CASE("dispatch - a task queued behind rings of cancelled frames runs once t
     }
     return true;
   }));
+}
+
+}  // namespace
+
+TEST_CASE("dispatch - a task queued behind rings of cancelled frames runs once the workers skip them" *
+          doctest::timeout(60)) {
+  procpool::Pool pool(2);
+  const std::vector<pid_t> pids = pool.worker_pids();
+  REQUIRE(pids.size() == 2);
+  stop_all(pids);
   fill_rings_with_cancelled(pool);
   // No ring has room: it waits in the backlog. No result will come to
   // trigger its dispatch; the workers' skipping the frames must.
@@ -65,13 +70,7 @@ TEST_CASE("dispatch - a task goes to a worker with room, not to a less loaded on
   procpool::Pool pool(2);
   const std::vector<pid_t> pids = pool.worker_pids();  // in slot order
   REQUIRE(pids.size() == 2);
-  signal_all(pids, SIGSTOP);
-  REQUIRE(test_support::eventually([&] {
-    for (const pid_t pid : pids) {
-      if (test_support::proc_state(pid) != "T") return false;
-    }
-    return true;
-  }));
+  stop_all(pids);
   fill_rings_with_cancelled(pool);
   // Slot 1's worker skips its frames; slot 0's stays stopped with a full
   // ring and, like slot 1, no task the parent counts: the least loaded.
