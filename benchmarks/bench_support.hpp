@@ -65,6 +65,17 @@ inline constexpr std::int64_t echo_sizes_list[] = {
     std::int64_t{1} << 10, std::int64_t{64} << 10, std::int64_t{1} << 20,
     std::int64_t{16} << 20, std::int64_t{256} << 20};
 
+// The batch sizes of the throughput-at-scale figures: N tasks submitted, then
+// all collected, for N = 1,000 .. 10,000,000.
+inline void batch_sizes(benchmark::internal::Benchmark* b) {
+  for (std::int64_t n = 1'000; n <= 10'000'000; n *= 10) b->Arg(n);
+}
+
+// The worker counts of the CPU-bound speed-up figures.
+inline void cpu_worker_counts(benchmark::internal::Benchmark* b) {
+  for (const std::int64_t workers : {1, 2, 4}) b->Arg(workers);
+}
+
 inline void echo_sizes(benchmark::internal::Benchmark* b) {
   for (const std::int64_t bytes : echo_sizes_list) b->Arg(bytes);
 }

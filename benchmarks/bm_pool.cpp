@@ -43,6 +43,15 @@ static void BM_PoolApplyAsyncNoop(benchmark::State& state) {
 }
 BENCHMARK(BM_PoolApplyAsyncNoop)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// Throughput at scale: N = 1,000 .. 10,000,000 no-ops submitted, then all
+// collected (each N a fresh batch; the first iteration also pays for fresh
+// memory, as a user's one big batch does); items_per_second = tasks/s.
+static void BM_PoolApplyAsyncBatch(benchmark::State& state) {
+  procpool::Pool pool(workers);
+  pb::time_apply_async_batch(state, pool);
+}
+BENCHMARK(BM_PoolApplyAsyncBatch)->Apply(pb::batch_sizes)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 // Latency: one apply_async(noop, i).get() per iteration; real_time is the round trip.
 static void BM_PoolRoundTrip(benchmark::State& state) {
   procpool::Pool pool(workers);
@@ -155,9 +164,9 @@ static void BM_SerialCpuBound(benchmark::State& state) {
 }
 BENCHMARK(BM_SerialCpuBound)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// CPU-bound, pool: apply_async 16 cpu_task()s (~17 ms each) on 2 workers, then get() all; speed-up = serial / this.
+// CPU-bound, pool: apply_async 16 cpu_task()s (~17 ms each) on Arg workers (1, 2, 4), then get() all; speed-up = serial / this.
 static void BM_PoolCpuBound(benchmark::State& state) {
-  procpool::Pool pool(workers);
+  procpool::Pool pool(static_cast<int>(state.range(0)));
   std::vector<procpool::AsyncResult<std::uint64_t>> results;
   for (auto _ : state) {
     results.clear();
@@ -167,7 +176,7 @@ static void BM_PoolCpuBound(benchmark::State& state) {
     benchmark::DoNotOptimize(sum);
   }
 }
-BENCHMARK(BM_PoolCpuBound)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_PoolCpuBound)->Apply(pb::cpu_worker_counts)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Start/stop: build Pool(2), apply one no-op, close() + join(); real_time per cycle.
 static void BM_PoolStartStop(benchmark::State& state) {

@@ -71,6 +71,24 @@ static void BM_ThreadPoolApplyAsyncNoop(benchmark::State& state) {
 }
 BENCHMARK(BM_ThreadPoolApplyAsyncNoop)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// Throughput at scale: N = 1,000 .. 10,000,000 no-ops submitted, then all
+// collected, as bm_pool's BM_PoolApplyAsyncBatch; items_per_second = tasks/s.
+static void BM_ThreadPoolApplyAsyncBatch(benchmark::State& state) {
+    procpool_bench::ThreadPool pool(kWorkers);
+    const auto n = static_cast<std::size_t>(state.range(0));
+    std::vector<std::future<int>> futures;
+    futures.reserve(n);
+    std::int64_t sum = 0;
+    for (auto _ : state) {
+        futures.clear();
+        for (std::size_t i = 0; i < n; ++i) futures.push_back(pool.submit(noop, static_cast<int>(i)));
+        for (auto& f : futures) sum += f.get();
+    }
+    benchmark::DoNotOptimize(sum);
+    state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_ThreadPoolApplyAsyncBatch)->Apply(pb::batch_sizes)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 // Latency: one submit(noop, i).get() per iteration; real_time is the round trip.
 static void BM_ThreadPoolRoundTrip(benchmark::State& state) {
     procpool_bench::ThreadPool pool(kWorkers);
@@ -179,9 +197,9 @@ static void BM_SerialCpuBound(benchmark::State& state) {
 }
 BENCHMARK(BM_SerialCpuBound)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// CPU-bound, pool: submit 16 cpu_task()s (~17 ms each) to 2 threads, then get() all; speed-up = serial / this.
+// CPU-bound, pool: submit 16 cpu_task()s (~17 ms each) to Arg threads (1, 2, 4), then get() all; speed-up = serial / this.
 static void BM_ThreadPoolCpuBound(benchmark::State& state) {
-    procpool_bench::ThreadPool pool(kWorkers);
+    procpool_bench::ThreadPool pool(static_cast<std::size_t>(state.range(0)));
     std::vector<std::future<std::uint64_t>> futures;
     for (auto _ : state) {
         futures.clear();
@@ -192,7 +210,7 @@ static void BM_ThreadPoolCpuBound(benchmark::State& state) {
         benchmark::DoNotOptimize(sum);
     }
 }
-BENCHMARK(BM_ThreadPoolCpuBound)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ThreadPoolCpuBound)->Apply(pb::cpu_worker_counts)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Start/stop: construct a 2-thread pool, run one no-op and get it, destroy (join); real_time per cycle.
 static void BM_ThreadPoolStartStop(benchmark::State& state) {

@@ -22,13 +22,15 @@ cores):
                                      host), when bm_mpi was built: procpool::mpi
                                      beside mpi4py.futures (run_mpi)
 then prints a markdown table (with each figure's targets, met or not), and
-writes DIR/comparison.json, DIR/comparison.png and DIR/echo_sizes.png (the
-echo's bytes/s against payload size, 1 KiB to 256 MiB, log-log; DIR defaults
-to BUILD/benchmark-results).
+writes DIR/comparison.json, DIR/comparison.png, DIR/echo_sizes.png (the
+echo's bytes/s against payload size, 1 KiB to 256 MiB, log-log) and
+DIR/batch_sizes.png (no-op tasks/s against the number submitted at once,
+1,000 to 10,000,000, log-log); DIR defaults to BUILD/benchmark-results.
 
 --quick passes --benchmark_min_time=0.2 and sets PROCPOOL_BENCH_QUICK=1 for
 the Google Benchmark programs (the idle and memory figures then run a
-shorter fixed amount of work), and --quick to python_pool.py.
+shorter fixed amount of work; batches of 1M and 10M tasks are left out), and
+--quick to python_pool.py.
 
 The PNG is drawn with matplotlib if this interpreter has it, else with gnuplot
 if it is on PATH, else skipped with a warning (e.g. run the script as
@@ -45,9 +47,9 @@ import os
 import platform
 import sys
 
-from compare_figures import (FIGURES, KEPT_HEAP_TUNABLES, UNITS, CompareError,
+from compare_figures import (FIGURES, KEPT_HEAP_TUNABLES, SWEEPS, UNITS, CompareError,
                              evaluate_targets, log, ratio)
-from compare_plot import echo_sweep, plot, plot_sweep, plot_title
+from compare_plot import plot, plot_sweep, plot_title, sweep_points
 from compare_run import (QUICK_MIN_TIME, check_binary, gbench_figure, python_figure,
                          run_gbench, run_kept_heap, run_mpi, run_python)
 from compare_table import markdown_table
@@ -122,8 +124,15 @@ def main():
         for fig in figs:
             row = {k: fig[k] for k in ("key", "title", "kind")}
             row["unit"] = UNITS[fig["kind"]]
-            if "sweep_bytes" in fig:
-                row["sweep_bytes"] = fig["sweep_bytes"]
+            if "sweep" in fig:
+                row["sweep"] = list(fig["sweep"])
+            if args.quick and not fig.get("quick", True):
+                for side in ("procpool", "thread_pool", "python"):
+                    row[side] = None
+                row["not_measured"] = "not measured (--quick)"
+                row["procpool_vs_python"] = row["procpool_vs_thread_pool"] = None
+                rows.append(row)
+                continue
             program = fig.get("program", "bm_pool")
             for side, entries in (("procpool", programs[program]), ("thread_pool", tp)):
                 if entries is None:  # the program was not built
@@ -180,7 +189,7 @@ def main():
             "workers": 2,
             "quick": args.quick,
             "kept_heap_env": {"GLIBC_TUNABLES": KEPT_HEAP_TUNABLES},
-            "echo_sweep": echo_sweep(rows),
+            **{f"{name}_sweep": sweep_points(rows, name) for name in SWEEPS},
             "figures": rows,
         }, f, indent=2)
         f.write("\n")
@@ -191,12 +200,13 @@ def main():
                 png_path, plot_title(machine, date))
     if tool:
         print(f"Wrote {png_path} ({tool})")
-    sweep_path = os.path.join(out_dir, "echo_sizes.png")
-    tool = plot_sweep(echo_sweep(rows), sweep_path,
-                      "echo, one at a time: bytes/s vs payload size - "
-                      f"{machine['cpu_model']}, {machine['cores']} cores - {date}")
-    if tool:
-        print(f"Wrote {sweep_path} ({tool})")
+    for name, sweep in SWEEPS.items():
+        sweep_path = os.path.join(out_dir, sweep["png"])
+        tool = plot_sweep(sweep_points(rows, name), sweep_path, sweep,
+                          f"{sweep['title']} - {machine['cpu_model']}, "
+                          f"{machine['cores']} cores - {date}")
+        if tool:
+            print(f"Wrote {sweep_path} ({tool})")
 
     if missing:
         log("compare.py: error: these benchmarks were not found in the output "

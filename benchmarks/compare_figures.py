@@ -26,8 +26,11 @@ KEPT_HEAP_FILTER = f"^(BM_PoolEcho/{16 << 20}|BM_FreshVector16MiB)/"
 # row KEY of the same run (e.g. >= 0.5x a floor, <= 2x a round trip);
 # aim=True marks a goal rather than a requirement. program= names the Google
 # Benchmark program of procpool's side when it is not bm_pool (the row is "-"
-# when that program was not built); sweep_bytes= puts the row on the curve in
-# echo_sizes.png at that size; plot=False leaves it out of comparison.png;
+# when that program was not built); sweep=(SWEEP, x) puts the row on the
+# curve of SWEEPS[SWEEP] at x (echo_sizes.png: payload bytes;
+# batch_sizes.png: tasks per batch); plot=False leaves it out of
+# comparison.png; quick=False marks a row that --quick does not run (shown
+# as "-", "not measured (--quick)");
 # refs= lists rows whose procpool value its panel draws as a reference line.
 FIGURES = [
     dict(key="apply_async_noop", title="apply_async no-op throughput",
@@ -62,7 +65,7 @@ FIGURES = [
     # asks at least half the rate of allocating and filling one fresh 16 MiB
     # vector (fresh_vector_16mib), the floor no engine can beat with it.
     dict(key="echo_16mib", title="echo of 16 MiB, one at a time",
-         kind="bandwidth", sweep_bytes=16 << 20,
+         kind="bandwidth", sweep=("echo", 16 << 20),
          procpool=f"BM_PoolEcho/{16 << 20}/real_time",
          thread_pool=f"BM_ThreadPoolEcho/{16 << 20}/real_time",
          python="echo_bytes_per_s", refs=["memcpy_16mib", "fresh_vector_16mib"],
@@ -108,10 +111,18 @@ FIGURES = [
     # Python runs a shorter task (pure Python); only speed-ups are compared.
     dict(key="cpu_bound_speedup", title="CPU-bound tasks, 2 workers vs serial",
          kind="speedup",
-         procpool=("BM_SerialCpuBound", "BM_PoolCpuBound"),
-         thread_pool=("BM_SerialCpuBound", "BM_ThreadPoolCpuBound"),
+         procpool=("BM_SerialCpuBound", "BM_PoolCpuBound/2/real_time"),
+         thread_pool=("BM_SerialCpuBound", "BM_ThreadPoolCpuBound/2/real_time"),
          python=("cpu_bound_serial_s", "cpu_bound_pool_s"),
          targets=[dict(of="procpool", op=">=", bound=1.9)]),
+    # The same 16 tasks on 1 and on 4 workers (4 on this machine's 2 cores:
+    # no more speed-up to be had, the cost of oversubscribing shows).
+    *[dict(key=f"cpu_bound_speedup_{w}", title=f"CPU-bound tasks, {w} worker{'s' if w > 1 else ''} vs serial",
+           kind="speedup", plot=False,
+           procpool=("BM_SerialCpuBound", f"BM_PoolCpuBound/{w}/real_time"),
+           thread_pool=("BM_SerialCpuBound", f"BM_ThreadPoolCpuBound/{w}/real_time"),
+           python=None)
+      for w in (1, 4)],
     # A chain of 1000 dependent tasks: each link an AsyncResult argument
     # (queued by the result thread), beside the loop a user writes without
     # them (get() each link, then submit the next).
@@ -155,12 +166,41 @@ FIGURES = [
 # together with echo_16mib the curve in echo_sizes.png (not comparison.png).
 FIGURES += [
     dict(key=f"echo_{label}", title=f"echo of {label.replace('kib', ' KiB').replace('mib', ' MiB')}, one at a time",
-         kind="bandwidth", sweep_bytes=n, plot=False,
+         kind="bandwidth", sweep=("echo", n), plot=False,
          procpool=f"BM_PoolEcho/{n}/real_time",
          thread_pool=f"BM_ThreadPoolEcho/{n}/real_time",
          python=f"echo_{n}_bytes_per_s")
     for label, n in (("1kib", 1 << 10), ("64kib", 64 << 10), ("1mib", 1 << 20), ("256mib", 256 << 20))
 ]
+
+# Throughput at scale: N no-ops submitted at once, then all collected, N =
+# 1,000 .. 10,000,000 (BM_PoolApplyAsyncBatch / BM_ThreadPoolApplyAsyncBatch
+# / python_pool.py's batch_<N>): table rows and the curve in batch_sizes.png.
+# Python's Pool is not run at 10,000,000 (about ten minutes): that row sets
+# its 1,000,000 figure beside the others and says so. --quick runs up to
+# 100,000 only.
+BATCH_SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
+FIGURES += [
+    dict(key=f"batch_{n}", kind="throughput", sweep=("batch", n), plot=False,
+         title=f"throughput at scale: {n:,} no-ops submitted, then collected"
+               + (" (Python: its 1,000,000 figure)" if n > 1_000_000 else ""),
+         procpool=f"BM_PoolApplyAsyncBatch/{n}/real_time",
+         thread_pool=f"BM_ThreadPoolApplyAsyncBatch/{n}/real_time",
+         python=f"batch_{min(n, 1_000_000)}_tasks_per_s",
+         quick=n <= 100_000,
+         targets=[dict(of="vs_python", op=">=", bound=50),
+                  dict(of="vs_thread_pool", op=">=", bound=3)])
+    for n in BATCH_SIZES
+]
+
+# The sweeps: rows with sweep=(name, x) drawn as one curve per side, log-log.
+SWEEPS = {
+    "echo": dict(png="echo_sizes.png", x="payload size", y="bytes/s (higher is better)",
+                 base=2, title="echo, one at a time: bytes/s vs payload size"),
+    "batch": dict(png="batch_sizes.png", x="tasks submitted at once, then collected (N)",
+                  y="tasks/s (higher is better)", base=10,
+                  title="no-op throughput vs batch size"),
+}
 
 # bm_data (Shared<T>, SharedArray<T>): built only once the data plane's
 # headers are in include/procpool/. Without it, procpool's side of these rows

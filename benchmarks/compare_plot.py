@@ -154,10 +154,10 @@ def _gnuplot_has_pngcairo(gnuplot):
     return "pngcairo" in proc.stdout
 
 
-def echo_sweep(rows):
-    """The echo rows by payload size: {"bytes": [...], side: [bytes/s or None]}."""
-    sweep = sorted((r for r in rows if "sweep_bytes" in r), key=lambda r: r["sweep_bytes"])
-    out = {"bytes": [r["sweep_bytes"] for r in sweep]}
+def sweep_points(rows, name):
+    """The rows of sweep `name` by x: {"x": [...], side: [value or None]}."""
+    sweep = sorted((r for r in rows if r.get("sweep", [None])[0] == name), key=lambda r: r["sweep"][1])
+    out = {"x": [r["sweep"][1] for r in sweep]}
     for side, _ in SIDES:
         out[side] = [r[side] for r in sweep]
     return out
@@ -170,23 +170,34 @@ def fmt_bytes(n):
     return f"{n} B"
 
 
-def plot_sweep_matplotlib(sweep, png, title):
+def fmt_count(n):
+    for div, suffix in ((1_000_000, "M"), (1_000, "k")):
+        if n >= div:
+            return f"{n / div:g}{suffix}"
+    return f"{n}"
+
+
+def fmt_x(spec, n):
+    return fmt_bytes(n) if spec["base"] == 2 else fmt_count(n)
+
+
+def plot_sweep_matplotlib(points, png, spec, title):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.5, 5))
     for j, (side, label) in enumerate(SIDES):
-        pts = [(x, y) for x, y in zip(sweep["bytes"], sweep[side]) if y]
+        pts = [(x, y) for x, y in zip(points["x"], points[side]) if y]
         if pts:
             ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o",
                     color=COLORS[j], label=label)
-    ax.set_xscale("log", base=2)
+    ax.set_xscale("log", base=spec["base"])
     ax.set_yscale("log")
-    ax.set_xticks(sweep["bytes"])
-    ax.set_xticklabels([fmt_bytes(n) for n in sweep["bytes"]])
-    ax.set_xlabel("payload size")
-    ax.set_ylabel("bytes/s (higher is better)")
+    ax.set_xticks(points["x"])
+    ax.set_xticklabels([fmt_x(spec, n) for n in points["x"]])
+    ax.set_xlabel(spec["x"])
+    ax.set_ylabel(spec["y"])
     ax.grid(which="major", alpha=0.3)
     ax.legend()
     ax.set_title(title, fontsize=9)
@@ -195,7 +206,7 @@ def plot_sweep_matplotlib(sweep, png, title):
     plt.close(fig)
 
 
-def plot_sweep_gnuplot(sweep, png, title, gnuplot):
+def plot_sweep_gnuplot(points, png, spec, title, gnuplot):
     def q(s):
         return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -204,12 +215,12 @@ def plot_sweep_gnuplot(sweep, png, title, gnuplot):
         for j, (side, label) in enumerate(SIDES):
             dat = os.path.join(tmp, f"{side}.dat")
             with open(dat, "w") as f:
-                for x, y in zip(sweep["bytes"], sweep[side]):
+                for x, y in zip(points["x"], points[side]):
                     if y:
                         f.write(f"{x} {y}\n")
             plots.append(f"{q(dat)} using 1:2 with linespoints lw 2 pt 7 "
                          f"lc rgb {q(COLORS[j])} title {q(label)}")
-        tics = ", ".join(f"{q(fmt_bytes(n))} {n}" for n in sweep["bytes"])
+        tics = ", ".join(f"{q(fmt_x(spec, n))} {n}" for n in points["x"])
         script = [
             "set terminal pngcairo size 820,550 font ',9' noenhanced"
             if _gnuplot_has_pngcairo(gnuplot) else "set terminal png size 820,550 noenhanced",
@@ -217,7 +228,7 @@ def plot_sweep_gnuplot(sweep, png, title, gnuplot):
             f"set title {q(title)}",
             "set logscale xy", "set grid", "set key top left",
             f"set xtics ({tics})",
-            "set xlabel 'payload size'", "set ylabel 'bytes/s (higher is better)'",
+            f"set xlabel {q(spec['x'])}", f"set ylabel {q(spec['y'])}",
             "plot " + ", ".join(plots),
         ]
         gp = os.path.join(tmp, "sweep.gp")
@@ -253,12 +264,13 @@ def draw(with_matplotlib, with_gnuplot, what):
     return None
 
 
-def plot_sweep(sweep, png, title):
-    """The echo sweep, log-log, one line per side. Returns the tool used or None."""
-    if not any(y for side, _ in SIDES for y in sweep[side]):
+def plot_sweep(points, png, spec, title):
+    """A sweep (SWEEPS[name] is spec), log-log, one line per side. Returns the
+    tool used or None (also when no side has a value)."""
+    if not any(y for side, _ in SIDES for y in points[side]):
         return None
-    return draw(lambda: plot_sweep_matplotlib(sweep, png, title),
-                lambda gnuplot: plot_sweep_gnuplot(sweep, png, title, gnuplot), "sweep plot")
+    return draw(lambda: plot_sweep_matplotlib(points, png, spec, title),
+                lambda gnuplot: plot_sweep_gnuplot(points, png, spec, title, gnuplot), "sweep plot")
 
 
 def plot(rows, png, title):

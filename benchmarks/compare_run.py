@@ -15,6 +15,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 TO_US = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}
 QUICK_MIN_TIME = "0.2"  # Google Benchmark 1.7.1: plain seconds
+# What --quick leaves out of the main programs: the batches of 1M and 10M
+# tasks (compare_figures' quick=False rows); a negative filter.
+QUICK_FILTER = "-Batch/10+0000/"
+
 
 
 # ---------------------------------------------------------------- running ---
@@ -49,6 +53,8 @@ def run_gbench(path, what, quick, env=None, bench_filter=None):
     result entries."""
     check_binary(path, what)
     cmd = [path, "--benchmark_format=json"]
+    if quick and bench_filter is None:
+        bench_filter = QUICK_FILTER
     if bench_filter:
         cmd.append(f"--benchmark_filter={bench_filter}")
     if quick:

@@ -66,9 +66,9 @@ std::exception_ptr cancelled_error() {
 
 bool ResultStateBase::cancel() {
   if (ready()) return false;
-  if (!parts_.empty()) {
+  if (whole_ && !whole_->parts.empty()) {
     bool any = false;
-    for (const auto& weak : parts_) {
+    for (const auto& weak : whole_->parts) {
       if (const auto part = weak.lock()) any |= part->cancel();
     }
     if (any) fail(cancelled_error());
@@ -83,9 +83,9 @@ bool ResultStateBase::cancel() {
 
 bool ResultStateBase::cancel_unstarted() {
   if (ready()) return false;
-  if (!parts_.empty()) {
+  if (whole_ && !whole_->parts.empty()) {
     bool any = false;
-    for (const auto& weak : parts_) {
+    for (const auto& weak : whole_->parts) {
       if (const auto part = weak.lock()) any |= part->cancel_unstarted();
     }
     return any;
@@ -96,12 +96,11 @@ bool ResultStateBase::cancel_unstarted() {
 
 void ResultStateBase::complete() noexcept {
   std::vector<std::function<void()>> callbacks;
-  {
-    std::lock_guard lock(callbacks_mutex_);
-    completed();
-    done_.store(1, std::memory_order_seq_cst);
-    callbacks.swap(callbacks_);
-  }
+  lock_callbacks();
+  completed();
+  done_.store(1, std::memory_order_seq_cst);
+  callbacks.swap(callbacks_);
+  unlock_callbacks();
   if (waiters_.load(std::memory_order_seq_cst) != 0) futex_wake_all(done_, FutexScope::process_private);
   give_place_back();  // before the callbacks, which may submit
   if (deferred_callbacks != nullptr) {
@@ -165,14 +164,37 @@ void run_callbacks(std::vector<std::function<void()>>& callbacks) noexcept {
 }
 
 void ResultStateBase::on_complete(std::function<void()> callback) {
-  {
-    std::lock_guard lock(callbacks_mutex_);
-    if (!ready()) {
+  lock_callbacks();
+  if (!ready()) {
+    try {
       callbacks_.push_back(std::move(callback));
-      return;
+    } catch (...) {
+      unlock_callbacks();
+      throw;
     }
+    unlock_callbacks();
+    return;
   }
+  unlock_callbacks();
   callback();
+}
+
+// A three-state futex lock (free, held, held with sleepers): held only to
+// add or take callbacks, so it is almost never contended.
+void ResultStateBase::lock_callbacks() noexcept {
+  std::uint32_t state = 0;
+  if (callbacks_lock_.compare_exchange_strong(state, 1, std::memory_order_acquire)) return;
+  if (state != 2) state = callbacks_lock_.exchange(2, std::memory_order_acquire);
+  while (state != 0) {
+    futex_wait(callbacks_lock_, 2, std::chrono::nanoseconds(-1), FutexScope::process_private);
+    state = callbacks_lock_.exchange(2, std::memory_order_acquire);
+  }
+}
+
+void ResultStateBase::unlock_callbacks() noexcept {
+  if (callbacks_lock_.exchange(0, std::memory_order_release) == 2) {
+    futex_wake_one(callbacks_lock_, FutexScope::process_private);
+  }
 }
 
 }  // namespace procpool::detail

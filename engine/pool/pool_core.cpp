@@ -150,10 +150,11 @@ void PoolCore::queue(const char* call, std::shared_ptr<ResultStateBase> state, F
   }
   PoolTask task;
   if (encoded && out.storage() == OutputBuffer::Storage::spilled) {
-    task.large_size = out.size();
+    TaskAttachments& attached = task.attachments();
+    attached.large_size = out.size();
     ArenaStore::Taken taken = spill.take(out);
-    task.block = std::move(taken.block);
-    task.memfd = std::move(taken.memfd);
+    attached.block = std::move(taken.block);
+    attached.memfd = std::move(taken.memfd);
   }
   if (!encoded) out.reset(nullptr, 0, 0);  // gives a half-written block back while the arena is mapped
   spill.use(nullptr);                       // the thread's store must not keep this pool's arena alive
@@ -163,7 +164,7 @@ void PoolCore::queue(const char* call, std::shared_ptr<ResultStateBase> state, F
   }
   state->set_source(result_source());
   task.state = std::move(state);
-  task.blocks = blocks.take();
+  if (SharedBlocks named = blocks.take(); !named.empty()) task.attachments().blocks = std::move(named);
   task.options = options;
   ResultStateBase* const queued = task.state.get();  // the caller holds it too
   std::unique_lock lock(lifecycle_.mutex());

@@ -16,9 +16,9 @@ void SlotTable::stop_watching_released_blocks() noexcept {
   if (released_blocks_) released_blocks_->close();
 }
 
-bool SlotTable::send_blocks_locked(int index, const PoolTask& task) {
+bool SlotTable::send_blocks_locked(int index, const SharedBlocks& blocks) {
   WorkerSlot& s = slot(index);
-  for (const auto& block : task.blocks) {
+  for (const auto& block : blocks) {
     if (s.sent_blocks.contains(block->id())) continue;
     if (!send_shared_block(s.socket.get(), *block)) return false;  // the worker is going away
     block->mark_sent();

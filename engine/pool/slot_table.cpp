@@ -56,10 +56,11 @@ void SlotTable::queue_locked(PoolTask task, const char* bytes, std::size_t size)
 }
 
 bool SlotTable::dispatch_locked(PoolTask& task, const char* bytes, std::size_t size) {
-  const std::uint64_t length = task.large_size;
-  const ArenaRef ref{task.block ? task.block.block().offset : 0, length};
-  const bool in_arena = static_cast<bool>(task.block);
-  const bool in_memfd = static_cast<bool>(task.memfd);
+  const TaskAttachments* const attached = task.attached.get();
+  const std::uint64_t length = attached ? attached->large_size : 0;
+  const bool in_arena = attached && attached->block;
+  const bool in_memfd = attached && attached->memfd;
+  const ArenaRef ref{in_arena ? attached->block.block().offset : 0, length};
   const std::uint16_t measured = task.submitted_ns != 0 ? frame_timed : 0;
   const std::size_t frame_bytes = in_arena ? sizeof ref : in_memfd ? sizeof length : size;
   // The least loaded worker that takes tasks and has room in its ring. Room
@@ -82,10 +83,10 @@ bool SlotTable::dispatch_locked(PoolTask& task, const char* bytes, std::size_t s
   if (best == nullptr) return false;
   Ring& ring = best->tasks;
   // Block memfds go first: the worker takes them before the payload's.
-  if (!task.blocks.empty() && !send_blocks_locked(best_index, task)) return false;
+  if (attached && !attached->blocks.empty() && !send_blocks_locked(best_index, attached->blocks)) return false;
   if (in_memfd) {
     try {
-      send_fd(best->socket.get(), task.memfd.get(), task.id);
+      send_fd(best->socket.get(), attached->memfd.get(), task.id);
     } catch (const SerializationError&) {
       return false;  // the worker is going away; the task waits for its replacement
     }
@@ -93,7 +94,9 @@ bool SlotTable::dispatch_locked(PoolTask& task, const char* bytes, std::size_t s
   // Into `inflight` before its frame is visible: the worker may answer at
   // once, and the drainer must then find the task. `bytes` may point into
   // task.bytes, which `keep` holds until the copy into the ring is made.
-  const std::vector<char> keep = std::move(task.bytes);
+  const bool own_bytes = bytes == task.bytes.data();
+  const TaskBytes keep = std::move(task.bytes);
+  if (own_bytes) bytes = keep.data();
   const std::uint64_t id = task.id;
   task.state->set_task_id(id | static_cast<std::uint64_t>(best_index + 1) << task_ref_slot_shift);
   if (task.timed()) watch_.watch_task(id, task.options, task.state);

@@ -23,6 +23,7 @@
 #include "engine/ipc/shared_region.hpp"
 #include "engine/pool/backlog.hpp"
 #include "engine/pool/spsc_queue.hpp"
+#include "engine/pool/task_bytes.hpp"
 #include "engine/sys/unique_fd.hpp"
 #include "procpool/detail/function_ref.hpp"
 #include "procpool/detail/result_state.hpp"
@@ -33,20 +34,31 @@ namespace procpool::detail {
 
 class PoolWatch;
 
+// What few tasks have, kept out of line so that a PoolTask stays at 128
+// bytes (four to a std::deque block of the backlog; a batch of a million
+// tasks pays for fresh memory more than for anything else).
+struct TaskAttachments {
+  ArenaBlock block;              // a large payload in the task arena, kept until its result is in
+  UniqueFd memfd;                // or one too large for the arena, in a memfd of its own
+  std::uint64_t large_size = 0;  // the bytes of either
+  SharedBlocks blocks;           // shared data its handles name, kept until its result is in
+};
+
 // A task the parent still answers for: queued here, or in a worker's ring.
 struct PoolTask {
   std::uint64_t id = 0;
   std::shared_ptr<ResultStateBase> state;
-  std::vector<char> bytes;  // the payload, while it waits in the backlog
-  ArenaBlock block;             // a large payload in the task arena, kept until its result is in
-  UniqueFd memfd;               // or one too large for the arena, in a memfd of its own
-  std::uint64_t large_size = 0;  // the bytes of either
-  SharedBlocks blocks;      // shared data its handles name, kept until its result is in
-  TaskOptions options;      // its policy (task_control.cpp); all zero by default
-  int attempt = 1;          // the run this is, counting retries
+  TaskBytes bytes;                           // the payload, while it waits in the backlog
+  std::unique_ptr<TaskAttachments> attached;  // null: no large payload, no shared blocks
+  TaskOptions options;                       // its policy (task_control.cpp); all zero by default
+  int attempt = 1;                           // the run this is, counting retries
   std::int64_t submitted_ns = 0;  // non-zero: its times are measured (PoolStats); queued then (CLOCK_MONOTONIC)
 
-  bool large() const noexcept { return block || memfd; }
+  TaskAttachments& attachments() {
+    if (!attached) attached = std::make_unique<TaskAttachments>();
+    return *attached;
+  }
+  bool large() const noexcept { return attached && (attached->block || attached->memfd); }
   // Whether the watch must know it while it runs (a deadline of its own).
   bool timed() const noexcept { return options.timeout.count() > 0 || options.soft_timeout.count() > 0; }
 };
@@ -170,8 +182,8 @@ class SlotTable {
   void requeue_locked(PoolTask task);
   static std::vector<FrameView> unconsumed_frames(const Ring& ring);
   static void take_payload(PoolTask& task, const FrameView& frame);
-  // Sends the blocks `task` carries that worker `index` lacks; false if the worker is going away.
-  bool send_blocks_locked(int index, const PoolTask& task);
+  // Sends the blocks a task carries that worker `index` lacks; false if the worker is going away.
+  bool send_blocks_locked(int index, const SharedBlocks& blocks);
 
   SharedRegion& region_;
   const PoolOptions& options_;

@@ -38,4 +38,8 @@ void futex_wake_all(const std::atomic<std::uint32_t>& word, FutexScope scope) no
   syscall(SYS_futex, raw(word), op(FUTEX_WAKE, scope), INT_MAX, nullptr, nullptr, 0);
 }
 
+void futex_wake_one(const std::atomic<std::uint32_t>& word, FutexScope scope) noexcept {
+  syscall(SYS_futex, raw(word), op(FUTEX_WAKE, scope), 1, nullptr, nullptr, 0);
+}
+
 }  // namespace procpool::detail

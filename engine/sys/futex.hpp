@@ -16,6 +16,7 @@ enum class FutexScope { process_private, shared };
 bool futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected, std::chrono::nanoseconds timeout,
                 FutexScope scope) noexcept;
 void futex_wake_all(const std::atomic<std::uint32_t>& word, FutexScope scope) noexcept;
+void futex_wake_one(const std::atomic<std::uint32_t>& word, FutexScope scope) noexcept;
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)

@@ -6,9 +6,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
-#include <limits>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <sys/types.h>
 #include <type_traits>
@@ -59,7 +57,8 @@ class ResultStateBase {
   // a running task is left alone. For an abandoned imap. Thread-safe.
   bool cancel_unstarted();
   // For a whole made of parts (map_async): cancel() cancels each of them.
-  void set_parts(std::vector<std::weak_ptr<ResultStateBase>> parts) { parts_ = std::move(parts); }
+  // Before the whole is shared (a user's cancel() may read them after).
+  void set_parts(std::vector<std::weak_ptr<ResultStateBase>> parts) { whole().parts = std::move(parts); }
   // The engine's name for the task behind this state (0: none yet), so that
   // cancel() can find it.
   void set_task_id(std::uint64_t id) noexcept { task_id_.store(id, std::memory_order_release); }
@@ -93,15 +92,15 @@ class ResultStateBase {
 
   // A map family's whole counts items for AsyncResult::progress(): `total`
   // once known (0 until then), and each chunk adds its items as it finishes
-  // (one relaxed add per chunk, before the whole can complete).
-  void count_items(std::size_t total) noexcept { items_total_.store(total, std::memory_order_relaxed); }
-  void add_items_done(std::size_t items) noexcept { items_done_.fetch_add(items, std::memory_order_relaxed); }
+  // (one relaxed add per chunk, before the whole can complete). The first
+  // count_items() comes before the whole is shared or any part queued.
+  void count_items(std::size_t total) { whole().items_total.store(total, std::memory_order_relaxed); }
+  void add_items_done(std::size_t items) noexcept { whole_->items_done.fetch_add(items, std::memory_order_relaxed); }
   // {done, total} items of a whole that counts them; else {0, 1}, then {1, 1} once ready.
   Progress progress() const noexcept {
     const bool finished = ready();  // acquire: once ready, every chunk's count is in
-    const std::size_t total = items_total_.load(std::memory_order_relaxed);
-    if (total == not_counted) return {finished ? std::size_t{1} : std::size_t{0}, 1};
-    return {items_done_.load(std::memory_order_relaxed), total};
+    if (!whole_) return {finished ? std::size_t{1} : std::size_t{0}, 1};
+    return {whole_->items_done.load(std::memory_order_relaxed), whole_->items_total.load(std::memory_order_relaxed)};
   }
 
  protected:
@@ -115,19 +114,33 @@ class ResultStateBase {
   virtual void completed() noexcept {}
 
  private:
+  // What only a whole made of parts (a map family's result) has.
+  struct Whole {
+    std::vector<std::weak_ptr<ResultStateBase>> parts;
+    std::atomic<std::size_t> items_total{0};
+    std::atomic<std::size_t> items_done{0};
+  };
+  Whole& whole() {
+    if (!whole_) whole_ = std::make_unique<Whole>();
+    return *whole_;
+  }
+  // callbacks_ is guarded by a four-byte lock (result_state.cpp), not a
+  // std::mutex: a batch of a million tasks holds a million states, so every
+  // byte here counts (fresh memory is what a big batch mostly pays for).
+  void lock_callbacks() noexcept;
+  void unlock_callbacks() noexcept;
+
+  // Small fields first, packed; the layout keeps ResultState<int> at 112 bytes.
   std::atomic<bool> claimed_{false};
   std::atomic<std::uint32_t> done_{0};
   std::atomic<std::uint64_t> task_id_{0};
-  std::vector<std::weak_ptr<ResultStateBase>> parts_;
   mutable std::atomic<std::uint32_t> waiters_{0};
-  std::mutex callbacks_mutex_;
+  std::atomic<std::uint32_t> callbacks_lock_{0};  // 0 free, 1 held, 2 held with sleepers
   std::vector<std::function<void()>> callbacks_;
   std::exception_ptr error_;
   std::weak_ptr<ResultSource> source_;
   std::shared_ptr<PendingLimit> place_;  // null unless the pool has a max_pending
-  static constexpr std::size_t not_counted = std::numeric_limits<std::size_t>::max();
-  std::atomic<std::size_t> items_total_{not_counted};
-  std::atomic<std::size_t> items_done_{0};
+  std::unique_ptr<Whole> whole_;         // null unless a map family's whole
 };
 
 template <class T>
