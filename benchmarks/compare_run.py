@@ -17,7 +17,7 @@ TO_US = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}
 QUICK_MIN_TIME = "0.2"  # Google Benchmark 1.7.1: plain seconds
 # What --quick leaves out of the main programs: the batches of 1M and 10M
 # tasks (compare_figures' quick=False rows); a negative filter.
-QUICK_FILTER = "-Batch/10+0000/"
+QUICK_FILTER = "-Batch/(1000000|10000000)/"
 
 
 
