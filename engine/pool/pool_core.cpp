@@ -10,6 +10,7 @@
 #include "engine/executor/attachments.hpp"
 #include "engine/executor/result_source.hpp"
 #include "engine/process/current_process.hpp"
+#include "engine/pool/crash_handler.hpp"
 #include "engine/pool/worker.hpp"
 #include "engine/ipc/arena_store.hpp"
 #include "engine/sys/constants.hpp"
@@ -49,6 +50,7 @@ PoolCore::PoolCore(PoolOptions options)
       stats_(processes_, trace_ != nullptr),
       drainer_(region_, arenas_, table_, watch_, lifecycle_, stats_, trace_.get()),
       start_failures_(processes_) {
+  prepare_crash_handler();  // once, here, rather than in every worker as it starts
   // Everything the workers need is in this object, which the zygote inherits
   // as it is now (options_ included) and keeps unchanged.
   zygote_ = std::make_unique<Zygote>([this, creator = current_process()](int slot, UniqueFd socket, int number) {
