@@ -272,16 +272,28 @@ void PoolCore::wait_stopped() noexcept {
 
 bool PoolCore::handle_events() {
   std::vector<PoolWatch::Event> events = watch_.take_events();
+  bool started = false;
   for (PoolWatch::Event& e : events) {
     if (e.kind == PoolWatch::Event::Kind::zygote_ended) {
       on_zygote_lost();
       continue;
     }
     switch (e.report.op) {
-      case ZygoteReport::Op::spawned: on_spawned(e.report.slot, e.report.pid, std::move(e.socket)); break;
+      case ZygoteReport::Op::spawned:
+        on_spawned(e.report.slot, e.report.pid, std::move(e.socket));
+        started = true;
+        break;
       case ZygoteReport::Op::exited: on_exited(e.report.slot, e.report.pid, e.report.status); break;
       case ZygoteReport::Op::spawn_failed: on_spawn_failed(e.report.slot, e.report.status); break;
     }
+  }
+  if (started) {
+    // Tasks queued while only some workers had started (right after the
+    // constructor, or during a respawn) are in those workers' rings: a new,
+    // idle worker takes half of a busy one's unstarted tasks now, not only
+    // once a result comes in (a blocked task may not return for long).
+    std::lock_guard lock(lifecycle_.mutex());
+    if (lifecycle_.phase_locked() != Lifecycle::Phase::terminated) table_.steal_for_idle_workers_locked();
   }
   return !events.empty();
 }
