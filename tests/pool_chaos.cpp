@@ -305,6 +305,7 @@ TEST_CASE("chaos - when the parent is SIGKILLed, its workers and zygote are gone
   if (parent == 0) {
     procpool::Pool pool(2);
     (void)pool.apply([](int x) { return x; }, 1);
+    (void)pool.worker_pids();  // returns once the zygote has forked both workers
     const char byte = 'r';
     [[maybe_unused]] auto n = ::write(ready[1], &byte, 1);
     ::pause();

@@ -91,10 +91,18 @@ _Unwind_Reason_Code count_frame(_Unwind_Context*, void* arg) {
 
 }  // namespace
 
+void prepare_crash_handler() noexcept {
+  static const bool prepared = [] {
+    int frames = 0;
+    _Unwind_Backtrace(count_frame, &frames);
+    return true;
+  }();
+  (void)prepared;
+}
+
 void install_crash_handler(CrashRecord& target) noexcept {
   record = &target;
-  int frames = 0;
-  _Unwind_Backtrace(count_frame, &frames);
+  prepare_crash_handler();  // done already if the parent did it before forking
   // A stack of its own for the handler: a stack overflow's SIGSEGV finds no room on the thread's.
   void* stack = ::mmap(nullptr, alt_stack_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (stack != MAP_FAILED) {

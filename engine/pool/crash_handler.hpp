@@ -12,4 +12,9 @@ namespace procpool::detail {
 // default. Call once, in the worker, before anything of the task's runs.
 void install_crash_handler(CrashRecord& record) noexcept;
 
+// Loads and binds what the handler's unwinder needs, once per process (later
+// calls return at once). Called in the parent before its zygote is forked,
+// so each worker inherits it done instead of doing it again as it starts.
+void prepare_crash_handler() noexcept;
+
 }  // namespace procpool::detail

@@ -10,6 +10,7 @@
 #include "engine/executor/attachments.hpp"
 #include "engine/executor/result_source.hpp"
 #include "engine/process/current_process.hpp"
+#include "engine/pool/crash_handler.hpp"
 #include "engine/pool/worker.hpp"
 #include "engine/ipc/arena_store.hpp"
 #include "engine/sys/constants.hpp"
@@ -48,7 +49,10 @@ PoolCore::PoolCore(PoolOptions options)
       trace_(open_trace(options_)),
       stats_(processes_, trace_ != nullptr),
       drainer_(region_, arenas_, table_, watch_, lifecycle_, stats_, trace_.get()),
-      start_failures_(processes_) {
+      start_failures_(processes_),
+      first_start_pending_(static_cast<std::size_t>(processes_), 1),
+      first_starts_pending_(processes_) {
+  prepare_crash_handler();  // once, here, rather than in every worker as it starts
   // Everything the workers need is in this object, which the zygote inherits
   // as it is now (options_ included) and keeps unchanged.
   zygote_ = std::make_unique<Zygote>([this, creator = current_process()](int slot, UniqueFd socket, int number) {
@@ -69,8 +73,9 @@ PoolCore::PoolCore(PoolOptions options)
 void PoolCore::start_workers() {
   const auto spawn = [this](int slot) { zygote_->request({ZygoteRequest::Op::spawn, slot, 0, 0}); };
   for (int i = 0; i < processes_; ++i) spawn(i);
-  // Until every worker has started (so worker_pids() is complete on return),
-  // or one has and the others wait for a retry, which the watch takes over.
+  // Until one worker has started: the first task can go to it while the
+  // zygote forks the others, whose reports the watch then reads (and
+  // worker_pids() waits for). Retries still due are the watch's too.
   std::int64_t next_retry = 0;
   for (;;) {
     {
@@ -79,9 +84,7 @@ void PoolCore::start_workers() {
         bool gave_up = false;
         next_retry = table_.retry_due_locked(PoolWatch::now_ns(), true, spawn, gave_up);
       }
-      bool starting = false;
-      for (int i = 0; i < processes_; ++i) starting |= table_.slot(i).state == WorkerSlot::State::starting;
-      if (!starting && !table_.worker_pids_locked().empty()) {
+      if (!table_.worker_pids_locked().empty()) {
         if (next_retry != 0) watch_.retry_at_locked(next_retry);
         return;
       }
@@ -100,6 +103,7 @@ void PoolCore::start_workers() {
       if (const std::int64_t when = table_.spawn_failed_locked(report.slot, now); when != 0) {
         next_retry = next_retry == 0 ? when : std::min(next_retry, when);
       }
+      first_start_answered_locked(report.slot);
       const std::string why = start_failures_.fork_failed(report.status, now, !table_.worker_pids_locked().empty());
       if (!why.empty()) throw BrokenPool("procpool::Pool: pool is broken: " + why);
     } else {
@@ -186,16 +190,34 @@ int PoolCore::size() const {
 }
 
 std::vector<pid_t> PoolCore::worker_pids() const {
-  std::lock_guard lock(lifecycle_.mutex());
+  std::unique_lock lock(lifecycle_.mutex());
+  lifecycle_.check_running_locked("worker_pids");
+  wait_first_starts(lock);
   lifecycle_.check_running_locked("worker_pids");
   return table_.worker_pids_locked();
+}
+
+void PoolCore::wait_first_starts(std::unique_lock<std::mutex>& lock) const {
+  // Just after the constructor the zygote may still be forking some: a few
+  // ms. Not on the result thread (a callback), which answers them itself.
+  if (drainer_.on_result_thread()) return;
+  started_changed_.wait(lock, [&] {
+    return first_starts_pending_ == 0 || lifecycle_.phase_locked() != Lifecycle::Phase::running;
+  });
+}
+
+void PoolCore::first_start_answered_locked(int slot) noexcept {
+  if (slot < 0 || slot >= processes_ || first_start_pending_[static_cast<std::size_t>(slot)] == 0) return;
+  first_start_pending_[static_cast<std::size_t>(slot)] = 0;
+  if (--first_starts_pending_ == 0) started_changed_.notify_all();
 }
 
 PoolStats PoolCore::stats() const {
   PoolStats stats;
   stats_.fill(stats);
   {
-    std::lock_guard lock(lifecycle_.mutex());
+    std::unique_lock lock(lifecycle_.mutex());
+    wait_first_starts(lock);
     std::size_t running = 0;
     for (int i = 0; i < processes_; ++i) {
       const WorkerSlot& slot = table_.slot(i);
@@ -212,11 +234,28 @@ PoolStats PoolCore::stats() const {
   return stats;
 }
 
+void PoolCore::closing() noexcept {
+  stop_limiting();
+  started_changed_.notify_all();  // worker_pids() waiting for a first start throws now
+  {
+    // Nothing queued: the workers are told to stop from here rather than
+    // once the result thread has woken up to do it (as it does otherwise).
+    std::lock_guard lock(lifecycle_.mutex());
+    if (lifecycle_.phase_locked() == Lifecycle::Phase::closing && table_.backlog_empty_locked() &&
+        lifecycle_.deferred_locked() == 0) {
+      table_.send_stops_locked();
+      drainer_.finish_zygote_locked();
+    }
+  }
+  drainer_.signal();
+}
+
 void PoolCore::stop_now(const std::exception_ptr& error) noexcept {
   // The zygote SIGKILLs the workers at once (not SIGTERM: a worker that
   // blocks or ignores signals cannot hold us up); join() reaps them.
   zygote_->request({ZygoteRequest::Op::shutdown, 0, 0, 0});
   stop_limiting();
+  started_changed_.notify_all();  // worker_pids() waiting for a first start throws now
   for (PoolTask& t : terminated_tasks_) {
     if (t.state->fail(error)) stats_.failed();
   }
@@ -234,16 +273,28 @@ void PoolCore::wait_stopped() noexcept {
 
 bool PoolCore::handle_events() {
   std::vector<PoolWatch::Event> events = watch_.take_events();
+  bool started = false;
   for (PoolWatch::Event& e : events) {
     if (e.kind == PoolWatch::Event::Kind::zygote_ended) {
       on_zygote_lost();
       continue;
     }
     switch (e.report.op) {
-      case ZygoteReport::Op::spawned: on_spawned(e.report.slot, e.report.pid, std::move(e.socket)); break;
+      case ZygoteReport::Op::spawned:
+        on_spawned(e.report.slot, e.report.pid, std::move(e.socket));
+        started = true;
+        break;
       case ZygoteReport::Op::exited: on_exited(e.report.slot, e.report.pid, e.report.status); break;
       case ZygoteReport::Op::spawn_failed: on_spawn_failed(e.report.slot, e.report.status); break;
     }
+  }
+  if (started) {
+    // Tasks queued while only some workers had started (right after the
+    // constructor, or during a respawn) are in those workers' rings: a new,
+    // idle worker takes half of a busy one's unstarted tasks now, not only
+    // once a result comes in (a blocked task may not return for long).
+    std::lock_guard lock(lifecycle_.mutex());
+    if (lifecycle_.phase_locked() != Lifecycle::Phase::terminated) table_.steal_for_idle_workers_locked();
   }
   return !events.empty();
 }
@@ -251,6 +302,7 @@ bool PoolCore::handle_events() {
 void PoolCore::on_spawned(int index, pid_t pid, UniqueFd socket) {
   std::lock_guard lock(lifecycle_.mutex());
   table_.started_locked(index, pid, std::move(socket));
+  first_start_answered_locked(index);
   start_failures_.forked();
   if (trace_ && index >= 0 && index < processes_) trace_->worker_started(index, pid, PoolWatch::now_ns());
 }
@@ -309,6 +361,7 @@ void PoolCore::on_spawn_failed(int index, int error) {
     std::lock_guard lock(lifecycle_.mutex());
     const std::int64_t now = PoolWatch::now_ns();
     if (const std::int64_t when = table_.spawn_failed_locked(index, now); when != 0) watch_.retry_at_locked(when);
+    first_start_answered_locked(index);
     broken = start_failures_.fork_failed(error, now, !table_.worker_pids_locked().empty());
   }
   if (!broken.empty()) lifecycle_.break_pool(broken);  // we hold the drain lock, its outer lock
@@ -321,7 +374,9 @@ void PoolCore::on_zygote_lost() {
     std::lock_guard lock(lifecycle_.mutex());
     table_.take_all_locked(lost, true);
     lifecycle_.close_locked();
+    for (int i = 0; i < processes_; ++i) first_start_answered_locked(i);
   }
+  started_changed_.notify_all();  // closed: worker_pids() throws
   stop_limiting();
   const auto error = std::make_exception_ptr(WorkerLost("procpool: the pool's zygote process died; no worker is left"));
   for (PoolTask& t : lost) {

@@ -16,6 +16,7 @@
 // held while user callbacks run.
 #pragma once
 
+#include <condition_variable>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -79,10 +80,7 @@ class PoolCore final : public Executor, private LifecycleSteps {
  private:
   // LifecycleSteps.
   void before_closing() noexcept override { flush_inputs(); }
-  void closing() noexcept override {
-    stop_limiting();
-    drainer_.signal();
-  }
+  void closing() noexcept override;
   std::unique_lock<std::mutex> lock_before_terminating() override { return std::unique_lock(drainer_.drain_mutex()); }
   void take_unfinished_locked() override { table_.take_all_locked(terminated_tasks_, false); }
   void stop_now(const std::exception_ptr& error) noexcept override;
@@ -96,9 +94,14 @@ class PoolCore final : public Executor, private LifecycleSteps {
     if (pending_) pending_->close();
   }
 
-  // Waits until the first workers have started, retrying those the zygote
-  // cannot fork; throws BrokenPool if none can be for fork_failure_limit.
+  // Asks for every worker and waits until one has started (the others are
+  // reported to the watch), retrying those the zygote cannot fork; throws
+  // BrokenPool if none can be for fork_failure_limit.
   void start_workers();
+  // A slot's first spawn was answered (started, or failed and left to retry).
+  void first_start_answered_locked(int slot) noexcept;
+  // While the pool runs, until every slot's first spawn is answered.
+  void wait_first_starts(std::unique_lock<std::mutex>& lock) const;
   // The watch's reports, on the result thread under the drain lock.
   bool handle_events();
   void on_spawned(int slot, pid_t pid, UniqueFd socket);
@@ -121,6 +124,12 @@ class PoolCore final : public Executor, private LifecycleSteps {
   ResultDrainer drainer_;
   std::unique_ptr<Zygote> zygote_;
   StartFailures start_failures_;  // under lifecycle_.mutex()
+  // Slots whose first spawn the zygote has not answered yet: worker_pids()
+  // waits for them (started_changed_), so it lists every worker after the
+  // constructor although the constructor waits for the first one only.
+  std::vector<char> first_start_pending_;  // under lifecycle_.mutex()
+  int first_starts_pending_ = 0;           // under lifecycle_.mutex()
+  mutable std::condition_variable started_changed_;
   // Taken by terminate() under lifecycle_.mutex(), failed by the same call after it.
   std::vector<PoolTask> terminated_tasks_;
   std::optional<ZygoteExclusion> region_exclusion_;  // before region_ and arenas_ go

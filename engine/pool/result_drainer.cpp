@@ -27,6 +27,7 @@ void ResultDrainer::start(Zygote& zygote, std::function<bool()> handle_events) {
   zygote_ = &zygote;
   handle_events_ = std::move(handle_events);
   thread_ = std::thread([this] { loop(); });
+  thread_id_ = thread_.get_id();
 }
 
 void ResultDrainer::join_thread() noexcept {
@@ -115,8 +116,25 @@ bool ResultDrainer::drain_all(bool changed) {
   if (progressed) table_.steal_for_idle_workers_locked();
   const bool closing = lifecycle_.phase_locked() == Lifecycle::Phase::closing;
   // A deferred task (waiting for its arguments) may still be queued.
-  if (closing && table_.backlog_empty_locked() && lifecycle_.deferred_locked() == 0) table_.send_stops_locked();
+  if (closing && table_.backlog_empty_locked() && lifecycle_.deferred_locked() == 0) {
+    table_.send_stops_locked();
+    finish_zygote_locked();
+  }
   return progressed;
+}
+
+void ResultDrainer::finish_zygote_locked() noexcept {
+  // Once every task is done and every worker told to stop, none will be
+  // needed again (a worker that dies now leaves nothing to re-queue): the
+  // zygote may exit with its last worker, sparing join() a round trip.
+  if (zygote_finishing_ || table_.inflight_locked() != 0) return;
+  for (int i = 0; i < table_.size(); ++i) {
+    const WorkerSlot& s = table_.slot(i);
+    const bool stopping = s.state == WorkerSlot::State::running && s.stop_sent;
+    if (!stopping && s.state != WorkerSlot::State::exited) return;  // starting or retrying: not yet
+  }
+  zygote_finishing_ = true;
+  zygote_->request({ZygoteRequest::Op::finish, 0, 0, 0});
 }
 
 bool ResultDrainer::pump() noexcept {

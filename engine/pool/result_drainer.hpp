@@ -49,6 +49,12 @@ class ResultDrainer final : public ResultSource {
   void stop() noexcept;
   // Wakes the result thread.
   void signal() noexcept;
+  // Under the pool mutex, closing with nothing queued and every worker told
+  // to stop: once no task is in flight either, asks the zygote to exit with
+  // its last worker (once).
+  void finish_zygote_locked() noexcept;
+  // Whether the caller is the result thread (where callbacks run). Set by start().
+  bool on_result_thread() const noexcept { return std::this_thread::get_id() == thread_id_; }
 
   // Held by whichever thread drains result rings; see the lock order in pool_core.hpp.
   std::mutex& drain_mutex() noexcept { return drain_mutex_; }
@@ -84,6 +90,8 @@ class ResultDrainer final : public ResultSource {
   std::vector<std::function<void()>> pumped_callbacks_;  // collected by pumpers, run by the result thread
   std::atomic<std::uint32_t> signals_{0};  // bumped by other threads to wake the result thread
   std::thread thread_;
+  std::thread::id thread_id_;  // thread_'s, kept apart: join() resets thread_
+  bool zygote_finishing_ = false;  // under the pool mutex
 };
 
 }  // namespace procpool::detail

@@ -84,6 +84,10 @@ class ZygoteProcess {
         if (children_.count(request.pid) != 0) ::kill(request.pid, request.signal);
         break;
       case ZygoteRequest::Op::shutdown: shutdown();
+      case ZygoteRequest::Op::finish:
+        finishing_ = true;
+        if (children_.empty()) shutdown();
+        break;
     }
   }
 
@@ -125,7 +129,11 @@ class ZygoteProcess {
     for (;;) {
       int status = 0;
       const pid_t pid = ::waitpid(-1, &status, block ? 0 : WNOHANG);
-      if (pid <= 0) return;
+      if (pid <= 0) {
+        // Its exit overlaps the parent's handling of the last reports.
+        if (!block && finishing_ && children_.empty()) shutdown();
+        return;
+      }
       auto it = children_.find(pid);
       if (it == children_.end()) continue;
       const int slot = it->second;
@@ -147,6 +155,7 @@ class ZygoteProcess {
   std::vector<int> keep_fds_;  // 0, 1, 2 and PoolOptions::keep_fds: what a worker inherits
   std::map<pid_t, int> children_;
   int spawned_ = 0;
+  bool finishing_ = false;  // asked to finish: exit with the last child
 };
 
 }  // namespace

@@ -15,7 +15,9 @@
 namespace procpool::detail {
 
 struct ZygoteRequest {
-  enum class Op : std::uint32_t { spawn = 1, kill = 2, shutdown = 3 };
+  // finish: no spawn will be asked for any more; the zygote exits once its
+  // last worker is reaped (and reported), instead of waiting for shutdown.
+  enum class Op : std::uint32_t { spawn = 1, kill = 2, shutdown = 3, finish = 4 };
   Op op;
   std::int32_t slot;
   std::int32_t pid;     // kill: the worker to signal

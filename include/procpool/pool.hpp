@@ -106,18 +106,18 @@ struct PoolOptions {
 /// thread wakes for these only while some task has such a deadline.
 class Pool : public TaskPool {
  public:
-  /// Starts cpu_count() workers. Blocks until they have all started (see
-  /// Pool(PoolOptions) for workers that cannot be forked). Throws Error if
-  /// the pool's resources cannot be had.
+  /// Starts cpu_count() workers. Blocks until one has started (see
+  /// Pool(PoolOptions)). Throws Error if the pool's resources cannot be had.
   Pool();
-  /// Starts `processes` workers. Blocks until they have all started (see
+  /// Starts `processes` workers. Blocks until one has started (see
   /// Pool(PoolOptions)). Throws ValueError if processes < 1, Error if the
   /// pool's resources cannot be had.
   explicit Pool(int processes);
   /// Starts options.processes workers (0: cpu_count()) with the other
-  /// options. Blocks until they have all started, retrying those that cannot
-  /// be forked; if some have started by then, returns and the pool goes on
-  /// retrying the others. Throws ValueError if options.processes < 0;
+  /// options. Blocks until one has started (forked; its initializer may still
+  /// run), retrying those that cannot be forked; the zygote forks the others
+  /// meanwhile, and the pool goes on retrying any that cannot be. Tasks go to
+  /// the workers that have started. Throws ValueError if options.processes < 0;
   /// BrokenPool (an Error) if no worker could be forked for 5 s; Error if
   /// the pool's other resources (memory, sockets, the zygote) cannot be had,
   /// or if options.trace_path cannot be opened for writing (the message
@@ -125,7 +125,9 @@ class Pool : public TaskPool {
   explicit Pool(PoolOptions options);
 
   /// The pids of the workers running now (a replacement has a new pid; one
-  /// being replaced is missing). Never blocks on the tasks. Throws ValueError
+  /// being replaced is missing). Never blocks on the tasks; just after the
+  /// constructor it waits (a few ms) for the first start of every worker, so
+  /// all are listed but those whose fork failed. Throws ValueError
   /// after close() or terminate(), BrokenPool once the pool is broken.
   /// Thread-safe.
   std::vector<pid_t> worker_pids() const;
@@ -134,8 +136,9 @@ class Pool : public TaskPool {
   /// resident memory, CPU time) and the percentiles of its tasks' queue wait
   /// and run time (see PoolStats for what each field counts). Cheap enough
   /// to call ten times a second on a busy pool: it takes the pool's lock
-  /// briefly (never waiting for a task) and reads two small /proc files per
-  /// worker. Works at any time, also after close(), join() or terminate()
+  /// briefly (never waiting for a task; just after the constructor, for the
+  /// workers' first starts, as worker_pids()) and reads two small /proc files
+  /// per worker. Works at any time, also after close(), join() or terminate()
   /// (then with no workers). Throws only std::bad_alloc. Thread-safe.
   PoolStats stats() const;
 };
