@@ -49,7 +49,7 @@ bool Manager::cancel_task(std::uint64_t task_id, const std::exception_ptr& error
       cancelled.state = std::move(sent->state);
       cancelled.ledger = std::move(sent->ledger);
       task_cancels_to_send_.emplace_back(rank, task_id);
-      wake_.notify_one();
+      wake_locked();
     }
   }
   // Outside mutex_: its callbacks run here, and its shared values may be released.

@@ -15,7 +15,7 @@ void Manager::release_noticed() noexcept {
   if (on_manager_thread_) return;
   // Under mutex_, so the manager cannot miss it between its check and its wait.
   std::lock_guard lock(mutex_);
-  wake_.notify_one();
+  wake_locked();
 }
 
 void Manager::send_blocks_locked(Worker& worker, Task& task) {
