@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstring>
 #include <fstream>
+#include <utility>
 
 #include "procpool/errors.hpp"
 
@@ -18,6 +19,10 @@ namespace {
 // doubled up to liveness_period, only guards against a ring that came too early.
 constexpr auto manager_spin = std::chrono::microseconds(20);
 constexpr auto first_nap = std::chrono::milliseconds(1);
+// While a rank's results are on their way, it sleeps this long at most, for
+// at most expected_for in a row.
+constexpr auto expected_nap = std::chrono::microseconds(100);
+constexpr auto expected_for = std::chrono::milliseconds(5);
 // How often, while tasks are out, rank 0 looks whether a worker on its own
 // host still exists (a rank that died under --enable-recovery says nothing).
 constexpr auto liveness_period = std::chrono::milliseconds(100);
@@ -128,16 +133,34 @@ void Manager::ring(const Worker& worker) noexcept {
   if (bells_ != nullptr && worker.info.bell) bells_->of(worker.info.rank).ring();
 }
 
+void Manager::posted(const Worker& worker) noexcept {
+  if (bells_ == nullptr || !worker.info.bell) return;
+  bells_->posted(worker.info.rank).fetch_add(1);
+  bells_->of(worker.info.rank).ring();
+}
+
 bool Manager::may_sleep_locked() const {
-  if (bells_ == nullptr || !incoming_.empty() || !control_sends_.empty() || !draining_.empty()) return false;
+  // A result coming in needs this side's progress (a large one is read
+  // from its rank's memory here); a send does not: over shared memory its
+  // bytes are in the receiver's queue, or read from here by the receiver,
+  // and MPI reports it complete only once the receiver took it.
+  if (bells_ == nullptr || !incoming_.empty()) return false;
   for (const Worker& w : workers_) {
-    if (w.lost) continue;
-    if (!w.batches.empty() || (!w.inflight.empty() && !w.info.bell)) return false;
-    for (const Task& t : w.inflight) {
-      if (!t.sends.empty()) return false;
-    }
+    if (!w.lost && !w.inflight.empty() && !w.info.bell) return false;
   }
   return true;
+}
+
+bool Manager::ring_unsent_locked() noexcept {
+  bool any = false;
+  for (const Worker& w : workers_) {
+    bool unsent = !w.batches.empty();
+    for (const Task& t : w.inflight) unsent |= !t.sends.empty();
+    if (w.lost || !unsent) continue;
+    ring(w);
+    any = true;
+  }
+  return any;
 }
 
 bool Manager::idle_locked() const {
@@ -157,6 +180,8 @@ void Manager::run() {
   on_manager_thread_ = true;
   Backoff backoff;
   auto nap = std::chrono::duration_cast<std::chrono::nanoseconds>(first_nap);
+  bool rering = false;
+  std::chrono::steady_clock::time_point expected_since{};
   std::unique_lock lock(mutex_);
   for (;;) {
     kicked_.store(false);
@@ -171,6 +196,12 @@ void Manager::run() {
         progress |= send_task_cancels_locked();
         progress |= dispatch_locked();
         progress |= test_sends_locked();
+        // A send MPI could not queue at once (the receiver's queue was
+        // full) goes out in a later call here, such as the one above after
+        // a sleep that timed out: its rank may be asleep by then, so the
+        // ranks with sends still out are rung again, and the manager wakes
+        // up again soon while any are.
+        if (std::exchange(rering, false) && ring_unsent_locked()) nap = first_nap;
         progress |= receive_locked(done);
         check_lost_workers_locked(done);
       } catch (const std::exception& e) {
@@ -203,19 +234,32 @@ void Manager::run() {
       continue;
     }
     if (may_sleep_locked()) {
-      // Every send has left: only an answer (the rank rings after sending
-      // it) or new work (wake_locked) can come. MPI is this thread's alone.
+      // Only an answer (the rank rings after sending it) or new work
+      // (wake_locked) can come. MPI is this thread's alone.
+      // A rank has posted results not yet seen: they are on their way, so
+      // the manager only dozes (for a while: a count gone wrong must not
+      // keep it from sleeping for good).
+      const auto now = std::chrono::steady_clock::now();
+      const bool fresh = bells_->posted(0).load() != results_taken_;
+      if (!fresh) expected_since = {};
+      if (fresh && expected_since == std::chrono::steady_clock::time_point{}) expected_since = now;
+      const bool expected = fresh && now - expected_since < expected_for;
       lock.unlock();
       const bool woken = bells_->of(0).wait(
           [&] {
             int found = 0;
             MPI_Status status;
             if (kicked_.load()) return true;
-            check(MPI_Iprobe(MPI_ANY_SOURCE, tag_result, comm_, &found, &status), "MPI_Iprobe");
+            // Twice: one that finds nothing progresses MPI, and what that
+            // brings in only the next one finds (see serve()'s probe).
+            for (int i = 0; i < 2 && found == 0; ++i) {
+              check(MPI_Iprobe(MPI_ANY_SOURCE, tag_result, comm_, &found, &status), "MPI_Iprobe");
+            }
             return found != 0;
           },
-          manager_spin, nap);
+          manager_spin, expected ? expected_nap : nap);
       nap = woken ? std::chrono::nanoseconds(first_nap) : std::min(2 * nap, std::chrono::nanoseconds(liveness_period));
+      rering = !woken;
       lock.lock();
       continue;
     }
@@ -236,6 +280,7 @@ bool Manager::send_cancels_locked() {
       send.value = pool;
       check(MPI_Isend(&send.value, sizeof send.value, MPI_BYTE, w.info.rank, tag_cancel, comm_, &send.request),
             "MPI_Isend");
+      posted(w);
     }
   }
   cancels_to_send_.clear();
@@ -355,7 +400,7 @@ void Manager::send_shutdown() noexcept {
       MPI_Request request = MPI_REQUEST_NULL;
       check(MPI_Isend(&rank_lost, 1, MPI_BYTE, w.info.rank, tag_shutdown, comm_, &request), "MPI_Isend");
       requests.push_back(request);
-      ring(w);
+      posted(w);
     }
     wait_all(requests, "MPI_Testall");
   } catch (const Error&) {

@@ -109,14 +109,22 @@ class Manager {
     MPI_Request request = MPI_REQUEST_NULL;
   };
 
+  // Tasks sent ahead to one worker: the one it runs and the next, waiting in
+  // MPI's queue, so it never waits for rank 0 between two tasks.
+  static constexpr std::size_t tasks_in_flight = 2;
+
   void run();
   bool idle_locked() const;
   // Whether nothing but a rank's answer (or a submission) can make progress,
   // so the manager may sleep on its bell rather than poll MPI.
   bool may_sleep_locked() const;
+  // Rings the ranks that have sends not yet reported complete; whether any has.
+  bool ring_unsent_locked() noexcept;
   // Wakes the manager thread, from its condition variable or its bell.
   void wake_locked();
   void ring(const Worker& worker) noexcept;
+  // After posting a message `worker` probes for: counts it (RankBells::posted) and rings.
+  void posted(const Worker& worker) noexcept;
   bool dispatch_locked();
   std::size_t depth(const Worker& worker) const noexcept;
   void send_batch_locked(Worker& worker, std::vector<Task>& tasks);
@@ -170,6 +178,7 @@ class Manager {
   RankBells* bells_;
   // Set (under mutex_) when there is new work for the manager; cleared as a pass starts.
   std::atomic<bool> kicked_{false};
+  std::uint64_t results_taken_ = 0;  // result messages probed, against RankBells::posted(0)
   // Shared values released since the manager last looked; taken without mutex_.
   std::shared_ptr<procpool::detail::ReleasedBlocks> released_;
   std::atomic<bool> releases_pending_{false};

@@ -66,6 +66,7 @@ bool Manager::send_task_cancels_locked() {
     send.value = task_id;
     check(MPI_Isend(&send.value, sizeof send.value, MPI_BYTE, rank, tag_cancel_task, comm_, &send.request),
           "MPI_Isend");
+    posted(workers_[static_cast<std::size_t>(rank - 1)]);
   }
   task_cancels_to_send_.clear();
   return true;

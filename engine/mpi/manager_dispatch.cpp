@@ -9,9 +9,6 @@ namespace procpool::mpi::detail {
 
 namespace {
 
-// Tasks sent ahead to one worker: the one it runs and the next, waiting in
-// MPI's queue, so it never waits for rank 0 between two tasks.
-constexpr std::size_t tasks_in_flight = 2;
 // Short tasks (each fits a batch message) go further ahead, about this much
 // of the worker's measured time per task, up to max_in_flight: tasks of a
 // millisecond or more stay at two, and keep their place in rank 0's queue.
@@ -72,7 +69,7 @@ bool Manager::dispatch_locked() {
     progress = true;
     if (batch.size() > 1) {
       send_batch_locked(*best, batch);
-      ring(*best);
+      posted(*best);
       continue;
     }
     best->inflight.push_back(batch.empty() ? backlog_.pop() : std::move(batch.front()));
@@ -82,7 +79,7 @@ bool Manager::dispatch_locked() {
     send_blocks_locked(*best, task);
     post_message(comm_, best->info.rank, tag_task, task.message.data(), task.header, task.payload(), tag_task_piece,
                  task.sends);
-    ring(*best);
+    posted(*best);
   }
   return progress;
 }

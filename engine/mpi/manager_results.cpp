@@ -32,6 +32,7 @@ bool Manager::receive_locked(std::vector<Completion>& done) {
     MPI_Status status;
     check(MPI_Improbe(MPI_ANY_SOURCE, tag_result, comm_, &found, &message, &status), "MPI_Improbe");
     if (found == 0) break;
+    ++results_taken_;
     int count = 0;
     check(MPI_Get_count(&status, MPI_BYTE, &count), "MPI_Get_count");
     Incoming& incoming = incoming_.emplace_back();

@@ -26,19 +26,20 @@ struct BellsAt {
   std::uint64_t cookie = 0;
 };
 
-// The cookie in the first cache line, then one Doorbell per rank.
+// The cookie in the first cache line, then one Box per rank.
 constexpr std::size_t bells_offset = cache_line;
 static_assert(sizeof(Doorbell) == cache_line);
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
 }  // namespace
 
 RankBells::~RankBells() {
   opened();
-  if (bells_ != nullptr) ::munmap(reinterpret_cast<char*>(bells_) - bells_offset, bytes_);
+  if (boxes_ != nullptr) ::munmap(reinterpret_cast<char*>(boxes_) - bells_offset, bytes_);
 }
 
 void RankBells::open(MPI_Comm comm, int rank, int ranks) noexcept {
-  bytes_ = bells_offset + static_cast<std::size_t>(ranks) * sizeof(Doorbell);
+  bytes_ = bells_offset + static_cast<std::size_t>(ranks) * sizeof(Box);
   BellsAt at;
   char* base = nullptr;
   if (rank == 0) {
@@ -81,8 +82,8 @@ void RankBells::open(MPI_Comm comm, int rank, int ranks) noexcept {
       }
     }
   }
-  // The memfd is zero-filled: every Doorbell starts at its initial state.
-  if (base != nullptr) bells_ = std::launder(reinterpret_cast<Doorbell*>(base + bells_offset));
+  // The memfd is zero-filled: every Box starts at its initial state.
+  if (base != nullptr) boxes_ = std::launder(reinterpret_cast<Box*>(base + bells_offset));
 }
 
 void RankBells::opened() noexcept {

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <set>
 
 #include "engine/executor/payload.hpp"
@@ -29,13 +30,20 @@ using procpool::detail::InputBuffer;
 using procpool::detail::OutputBuffer;
 using procpool::detail::Doorbell;
 
-// A worker rank with nothing to do spins this long on MPI before it sleeps on
-// its bell: the next message of a steady stream is usually that close.
+// A worker rank with nothing to do spins on MPI before it sleeps on its bell:
+// rank_long_spin if its last wait was shorter than that (the next message
+// of a steady stream is usually that close, and a sleeping rank's wake-up
+// costs tens of microseconds on a VM), else rank_spin.
 constexpr std::chrono::microseconds rank_spin{20};
+constexpr std::chrono::microseconds rank_long_spin{200};
 // Its sleep's time-out, doubled while idle: a safety net, never the way a
 // message is noticed (idle ranks wake at most a few times a second).
 constexpr std::chrono::milliseconds first_nap{2};
 constexpr std::chrono::milliseconds longest_nap{1000};
+// While a message is on its way, it sleeps this long at most, for at most
+// expected_for in a row.
+constexpr std::chrono::microseconds expected_nap{100};
+constexpr std::chrono::milliseconds expected_for{5};
 // Within a batch, cancels are looked for again once this long has passed.
 constexpr std::chrono::microseconds cancel_check_period{100};
 // A result batch is sent once its first result waited this long.
@@ -77,7 +85,8 @@ void take_cancels(MPI_Comm comm, int tag, std::set<std::uint64_t>& cancelled) {
 // done, or when the first waited long enough.
 class ResultBatch {
  public:
-  ResultBatch(MPI_Comm comm, Doorbell* boss) : comm_(comm), boss_(boss) {}
+  // `bells`: rank 0's, or null.
+  ResultBatch(MPI_Comm comm, RankBells* bells) : comm_(comm), bells_(bells) {}
 
   // Takes a result laid out as one record ([header][payload], piece 0), or
   // sends what it holds first if the record does not fit.
@@ -104,25 +113,62 @@ class ResultBatch {
       header.flags = header_batch;
       std::memcpy(bytes_.data(), &header, sizeof header);
     }
-    MPI_Request request = MPI_REQUEST_NULL;
+    // Not waited for: MPI reports such a send complete only once rank 0
+    // has taken it, and the next tasks need not wait for that.
+    Sending& sending = sending_.emplace_back();
     check(MPI_Isend(begin, static_cast<int>(bytes_.data() + bytes_.size() - begin), MPI_BYTE, 0, tag_result, comm_,
-                    &request),
+                    &sending.request),
           "MPI_Isend");
-    requests_.assign(1, request);
-    wait_all(requests_, "MPI_Testall");
-    count_ = 0;
+    sending.bytes = std::move(bytes_);
+    bytes_ = std::move(spare_);
     bytes_.clear();
-    ring();
+    count_ = 0;
+    posted();
+    reap();
+    while (sending_.size() > max_sending) {
+      Backoff backoff;
+      while (!reap()) backoff.pause();
+    }
   }
-  void ring() noexcept {
-    if (boss_ != nullptr) boss_->ring();
+  // Frees the sends MPI reports complete, in order; whether it freed any.
+  bool reap() {
+    bool any = false;
+    while (!sending_.empty()) {
+      int done = 0;
+      check(MPI_Test(&sending_.front().request, &done, MPI_STATUS_IGNORE), "MPI_Test");
+      if (done == 0) break;
+      spare_ = std::move(sending_.front().bytes);
+      sending_.pop_front();
+      any = true;
+    }
+    return any;
+  }
+  // Waits for every send (before the rank leaves).
+  void drain() {
+    std::vector<MPI_Request> requests;
+    for (Sending& s : sending_) requests.push_back(s.request);
+    wait_all(requests, "MPI_Testall");
+    sending_.clear();
+  }
+  // After posting a result message (not its pieces): counts it and rings rank 0.
+  void posted() noexcept {
+    if (bells_ == nullptr) return;
+    bells_->posted(0).fetch_add(1);
+    bells_->of(0).ring();
   }
 
  private:
   MPI_Comm comm_;
-  Doorbell* boss_;
+  RankBells* bells_;
+  struct Sending {
+    std::vector<char> bytes;
+    MPI_Request request = MPI_REQUEST_NULL;
+  };
+  // Sends out at most this many messages before one must complete.
+  static constexpr std::size_t max_sending = 64;
   std::vector<char> bytes_;
-  std::vector<MPI_Request> requests_;
+  std::vector<char> spare_;  // a sent message's buffer, reused
+  std::deque<Sending> sending_;
   std::uint64_t count_ = 0;
   std::chrono::steady_clock::time_point first_;
 };
@@ -144,9 +190,13 @@ bool serve(MPI_Comm comm, std::size_t max_message, RankBells& bells, int rank) {
   std::set<std::uint64_t> cancelled_tasks;
   // Without a bell (rank 0 on another host), the receive loop polls.
   Doorbell* const mine = bells.mapped() ? &bells.of(rank) : nullptr;
-  ResultBatch results(comm, bells.mapped() ? &bells.of(0) : nullptr);
+  ResultBatch results(comm, bells.mapped() ? &bells : nullptr);
+  // Messages taken, against RankBells::posted(rank): while fewer, more are on their way.
+  std::uint64_t taken = 0;
+  auto expected_since = std::chrono::steady_clock::time_point{};
   Backoff idle;
   auto nap = first_nap;
+  auto last_wait = std::chrono::microseconds::max();
   auto last_cancel_check = std::chrono::steady_clock::time_point{};
   serve_shared_blocks();
 
@@ -183,19 +233,25 @@ bool serve(MPI_Comm comm, std::size_t max_message, RankBells& bells, int rank) {
     }
     results.flush();  // in order: the results before it go first
     post_message(comm, 0, tag_result, bytes, reply, bytes + sizeof reply, tag_result_piece, requests);
+    results.posted();
     wait_all(requests, "MPI_Testall");
-    results.ring();
   };
 
   for (;;) {
     int found = 0;
     MPI_Message handle = MPI_MESSAGE_NULL;
     MPI_Status status;
+    // Twice: an MPI_Improbe that finds nothing then progresses MPI, which may
+    // bring the message in only for the next one to find. A rank about to
+    // sleep must see every message sent before the ring it may have missed.
     const auto probe = [&] {
-      if (found == 0) check(MPI_Improbe(0, MPI_ANY_TAG, comm, &found, &handle, &status), "MPI_Improbe");
+      for (int i = 0; i < 2 && found == 0; ++i) {
+        check(MPI_Improbe(0, MPI_ANY_TAG, comm, &found, &handle, &status), "MPI_Improbe");
+      }
       return found != 0;
     };
     if (!probe()) {
+      results.reap();
       cancelled_tasks.clear();
       if (mine == nullptr) {
         idle.pause();
@@ -203,7 +259,20 @@ bool serve(MPI_Comm comm, std::size_t max_message, RankBells& bells, int rank) {
       }
       // Asleep until rank 0 rings (after it sends here); the time-out only
       // guards against a ring that came before its message could be seen.
-      if (!mine->wait(probe, rank_spin, nap)) nap = std::min(2 * nap, longest_nap);
+      // Rank 0 has posted a message not seen yet: it is on its way, so the
+      // rank only dozes (for a while: a count gone wrong must not keep it
+      // from sleeping for good).
+      const auto wait_start = std::chrono::steady_clock::now();
+      const bool fresh = bells.posted(rank).load() != taken;
+      if (!fresh) expected_since = {};
+      if (fresh && expected_since == std::chrono::steady_clock::time_point{}) expected_since = wait_start;
+      const bool expected = fresh && wait_start - expected_since < expected_for;
+      if (!mine->wait(probe, last_wait < rank_long_spin ? rank_long_spin : rank_spin,
+                      expected ? std::chrono::nanoseconds(expected_nap) : std::chrono::nanoseconds(nap)) &&
+          !expected) {
+        nap = std::min(2 * nap, longest_nap);
+      }
+      last_wait = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - wait_start);
       if (found == 0) continue;
     }
     idle.reset();
@@ -212,7 +281,11 @@ bool serve(MPI_Comm comm, std::size_t max_message, RankBells& bells, int rank) {
     check(MPI_Get_count(&status, MPI_BYTE, &count), "MPI_Get_count");
     message.resize(static_cast<std::size_t>(count));
     check(MPI_Mrecv(message.data(), count, MPI_BYTE, &handle, MPI_STATUS_IGNORE), "MPI_Mrecv");
-    if (status.MPI_TAG == tag_shutdown) return !message.empty() && message[0] != 0;
+    ++taken;
+    if (status.MPI_TAG == tag_shutdown) {
+      results.drain();
+      return !message.empty() && message[0] != 0;
+    }
     if (status.MPI_TAG == tag_cancel && message.size() == sizeof(std::uint64_t)) {
       std::uint64_t pool = 0;
       std::memcpy(&pool, message.data(), sizeof pool);
