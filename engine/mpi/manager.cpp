@@ -235,10 +235,10 @@ void Manager::run() {
     }
     if (may_sleep_locked()) {
       // Only an answer (the rank rings after sending it) or new work
-      // (wake_locked) can come. MPI is this thread's alone.
-      // A rank has posted results not yet seen: they are on their way, so
-      // the manager only dozes (for a while: a count gone wrong must not
-      // keep it from sleeping for good).
+      // (wake_locked) can come. MPI is this thread's alone. While a rank
+      // has posted results not yet seen, they are on their way: the manager
+      // only dozes (for a while: a count gone wrong must not keep it from
+      // sleeping for good).
       const auto now = std::chrono::steady_clock::now();
       const bool fresh = bells_->posted(0).load() != results_taken_;
       if (!fresh) expected_since = {};
@@ -251,9 +251,10 @@ void Manager::run() {
             MPI_Status status;
             if (kicked_.load()) return true;
             // Twice: one that finds nothing progresses MPI, and what that
-            // brings in only the next one finds (see serve()'s probe).
+            // brings in only the next one finds (see serve()'s probe). A
+            // failure ends the wait: the next pass meets it where it is caught.
             for (int i = 0; i < 2 && found == 0; ++i) {
-              check(MPI_Iprobe(MPI_ANY_SOURCE, tag_result, comm_, &found, &status), "MPI_Iprobe");
+              if (MPI_Iprobe(MPI_ANY_SOURCE, tag_result, comm_, &found, &status) != MPI_SUCCESS) return true;
             }
             return found != 0;
           },
