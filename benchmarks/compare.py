@@ -6,7 +6,7 @@ Usage:
     benchmarks/compare.py --build-dir BUILD [--quick] [--out-dir DIR]
 
 Runs, one after the other (never concurrently, so they do not compete for
-cores):
+cores, but for the MPI runs under load, on purpose):
   * BUILD/benchmarks/bm_pool         procpool           (Google Benchmark)
   * BUILD/benchmarks/bm_thread_pool  classic thread pool (Google Benchmark)
   * BUILD/benchmarks/bm_pool again, only its 16 MiB echo and fresh vector,
@@ -20,7 +20,10 @@ cores):
   * BUILD/benchmarks/bm_mpi and benchmarks/python_mpi_futures.py, each under
                                      mpirun -n 3 (two worker ranks on this
                                      host), when bm_mpi was built: procpool::mpi
-                                     beside mpi4py.futures (run_mpi)
+                                     beside mpi4py.futures (run_mpi); then
+                                     both again (throughput, round trip) while
+                                     two busy loops that compare.py starts
+                                     and stops share the cores
 then prints a markdown table (with each figure's targets, met or not), and
 writes DIR/comparison.json, DIR/comparison.png, DIR/echo_sizes.png (the
 echo's bytes/s against payload size, 1 KiB to 256 MiB, log-log) and

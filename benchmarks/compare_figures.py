@@ -11,6 +11,13 @@ KEPT_HEAP_TUNABLES = ("glibc.malloc.mmap_threshold=33554432:"
                       "glibc.malloc.trim_threshold=2147483648")
 KEPT_HEAP_FILTER = f"^(BM_PoolEcho/{16 << 20}|BM_FreshVector16MiB)/"
 
+# The second MPI run (bm_mpi and mpi4py.futures): while BUSY_LOOPS processes
+# spin (`while True: pass`) on the same cores. Its entries are renamed
+# "loaded:<name>", mpi4py's keys "mpi4py_loaded_<key>".
+LOADED = "loaded"
+LOADED_FILTER = "^BM_Mpi(ApplyAsyncNoop|RoundTrip)/"
+BUSY_LOOPS = 2
+
 # One row per figure. kind is a key of KINDS below: it says where a Google
 # Benchmark value comes from, its unit and which way is better. procpool /
 # thread_pool name Google Benchmark benchmarks (a full name such as
@@ -279,12 +286,34 @@ FIGURES += [
          kind="throughput", mpi=True,
          procpool="BM_MpiApplyAsyncNoop",
          thread_pool=None,
-         python="mpi4py_submit_noop_tasks_per_s"),
+         python="mpi4py_submit_noop_tasks_per_s",
+         targets=[dict(of="procpool", op=">=", bound=200e3)]),
     dict(key="mpi_roundtrip", title="MPI ranks: round trip latency (Python: mpi4py.futures)",
          kind="latency", mpi=True,
          procpool="BM_MpiRoundTrip",
          thread_pool=None,
          python="mpi4py_roundtrip_us"),
+    # The same two, run again while two busy loops share the 2 cores: at
+    # most a 3x slowdown (loaded / unloaded, both from this run).
+    dict(key="mpi_apply_async_noop_loaded", title="MPI ranks: apply_async no-op throughput, two busy loops beside",
+         kind="throughput", mpi=True,
+         procpool=f"{LOADED}:BM_MpiApplyAsyncNoop",
+         thread_pool=None,
+         python="mpi4py_loaded_submit_noop_tasks_per_s",
+         targets=[dict(of="figure", figure="mpi_apply_async_noop", op=">=", bound=0.333)]),
+    dict(key="mpi_roundtrip_loaded", title="MPI ranks: round trip latency, two busy loops beside",
+         kind="latency", mpi=True,
+         procpool=f"{LOADED}:BM_MpiRoundTrip",
+         thread_pool=None,
+         python="mpi4py_loaded_roundtrip_us",
+         targets=[dict(of="figure", figure="mpi_roundtrip", op="<=", bound=3)]),
+    # Every rank, rank 0's manager thread included.
+    dict(key="mpi_idle_cpu", title="MPI ranks: idle pool over 5 s (1 s quick)",
+         kind="cpu_percent", mpi=True,
+         procpool="BM_MpiIdleCpu",
+         thread_pool=None,
+         python=None,
+         targets=[dict(of="procpool", op="<=", bound=1.0)]),
     dict(key="mpi_dependency_chain", title="MPI ranks: chain of dependent tasks, per link",
          kind="latency", counter="us_per_link", mpi=True,
          procpool="BM_MpiDependencyChain", thread_pool=None, python=None),
@@ -299,6 +328,8 @@ FIGURE_NAMES = {
     "get_then_submit_chain": "the get()-then-submit chain",
     "roundtrip": "the no-op round trip",
     "memcpy_16mib": "the memcpy ceiling",
+    "mpi_apply_async_noop": "the unloaded MPI throughput",
+    "mpi_roundtrip": "the unloaded MPI round trip",
 }
 
 SIDES = [  # (key in FIGURES / results, column label)

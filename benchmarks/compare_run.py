@@ -7,8 +7,8 @@ import statistics
 import subprocess
 import sys
 
-from compare_figures import (KEPT_HEAP, KEPT_HEAP_FILTER, KEPT_HEAP_TUNABLES, KINDS,
-                             CompareError, log, speedup)
+from compare_figures import (BUSY_LOOPS, KEPT_HEAP, KEPT_HEAP_FILTER, KEPT_HEAP_TUNABLES, KINDS,
+                             LOADED, LOADED_FILTER, CompareError, log, speedup)
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -99,8 +99,57 @@ MPI_ENV = {  # allowed as root; loopback only
 }
 
 
+def busy_loops(n):
+    """Start n processes that keep a core busy (`while True: pass`); the
+    caller stops them with stop_busy_loops, in a finally."""
+    log(f"compare.py: starting {n} busy loops beside the MPI ranks")
+    procs = []
+    try:
+        for _ in range(n):
+            procs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
+    except OSError as e:
+        stop_busy_loops(procs)
+        raise CompareError(f"cannot start a busy loop: {e}") from e
+    return procs
+
+
+def stop_busy_loops(procs):
+    for p in procs:
+        p.kill()
+    for p in procs:
+        p.wait()
+
+
+def run_mpi_pair(launch, bm_mpi, quick, prefix, bench_filter=None):
+    """One bm_mpi run and one mpi4py.futures run; bm_mpi's entries and
+    mpi4py's keys get `prefix` (e.g. "loaded:" / "mpi4py_loaded_")."""
+    cmd = launch + [bm_mpi, "--benchmark_format=json"]
+    if bench_filter:
+        cmd.append(f"--benchmark_filter={bench_filter}")
+    if quick:
+        cmd.append(f"--benchmark_min_time={QUICK_MIN_TIME}")
+    what = "procpool::mpi (bm_mpi)" + (f", {prefix.rstrip(':')}" if prefix else "")
+    entries = json.loads(run(cmd, what, env=MPI_ENV)).get("benchmarks", [])
+    for e in entries:
+        for field in ("name", "run_name"):
+            if prefix and field in e:
+                e[field] = f"{prefix}{e[field]}"
+    # mpi4py lives in Debian's python3-mpi4py, for /usr/bin/python3.
+    python = sys.executable
+    if subprocess.run([python, "-c", "import mpi4py"], capture_output=True).returncode != 0:
+        python = "/usr/bin/python3"
+    cmd = launch + [python, "-m", "mpi4py.futures", os.path.join(HERE, "python_mpi_futures.py")]
+    out = run(cmd + (["--quick"] if quick else []), "mpi4py.futures" + (f", {prefix.rstrip(':')}" if prefix else ""),
+              env=MPI_ENV)
+    futures = json.loads(out.strip().splitlines()[-1])
+    key_prefix = "mpi4py_" + (prefix.rstrip(":") + "_" if prefix else "")
+    return entries, {f"{key_prefix}{k}": v for k, v in futures.items()}
+
+
 def run_mpi(bench_dir, quick):
-    """bm_mpi and python_mpi_futures.py, each under mpirun -n 3.
+    """bm_mpi and python_mpi_futures.py, each under mpirun -n 3; then both
+    again (throughput and round trip) while BUSY_LOOPS busy loops share the
+    cores, their entries renamed "loaded:<name>" and keys "mpi4py_loaded_<key>".
 
     Returns (Google Benchmark entries, {"mpi4py_<key>": value}), or None when
     bm_mpi was not built or mpirun is missing.
@@ -111,18 +160,13 @@ def run_mpi(bench_dir, quick):
         log("compare.py: no bm_mpi or no mpirun (MPI not found at configure time): skipping the MPI rows")
         return None
     launch = [mpirun, "-n", "3", "--oversubscribe"]
-    cmd = launch + [bm_mpi, "--benchmark_format=json"]
-    if quick:
-        cmd.append(f"--benchmark_min_time={QUICK_MIN_TIME}")
-    entries = json.loads(run(cmd, "procpool::mpi (bm_mpi)", env=MPI_ENV)).get("benchmarks", [])
-    # mpi4py lives in Debian's python3-mpi4py, for /usr/bin/python3.
-    python = sys.executable
-    if subprocess.run([python, "-c", "import mpi4py"], capture_output=True).returncode != 0:
-        python = "/usr/bin/python3"
-    cmd = launch + [python, "-m", "mpi4py.futures", os.path.join(HERE, "python_mpi_futures.py")]
-    out = run(cmd + (["--quick"] if quick else []), "mpi4py.futures", env=MPI_ENV)
-    futures = json.loads(out.strip().splitlines()[-1])
-    return entries, {f"mpi4py_{k}": v for k, v in futures.items()}
+    entries, futures = run_mpi_pair(launch, bm_mpi, quick, "")
+    loops = busy_loops(BUSY_LOOPS)
+    try:
+        loaded = run_mpi_pair(launch, bm_mpi, quick, f"{LOADED}:", LOADED_FILTER)
+    finally:
+        stop_busy_loops(loops)
+    return entries + loaded[0], dict(futures, **loaded[1])
 
 
 # ---------------------------------------------------------------- parsing ---

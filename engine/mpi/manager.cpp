@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstring>
 #include <fstream>
+#include <utility>
 
 #include "procpool/errors.hpp"
 
@@ -13,14 +14,18 @@ namespace procpool::mpi::detail {
 
 namespace {
 
-// Tasks sent ahead to one worker: the one it runs and the next, waiting in
-// MPI's queue, so it never waits for rank 0 between two tasks.
-constexpr std::size_t tasks_in_flight = 2;
+// While results are out, the manager spins this long on MPI before it
+// sleeps on its bell, and sleeps at most this long at first: its time-out,
+// doubled up to liveness_period, only guards against a ring that came too early.
+constexpr auto manager_spin = std::chrono::microseconds(20);
+constexpr auto first_nap = std::chrono::milliseconds(1);
+// While a rank's results are on their way, it sleeps this long at most, for
+// at most expected_for in a row.
+constexpr auto expected_nap = std::chrono::microseconds(100);
+constexpr auto expected_for = std::chrono::milliseconds(5);
 // How often, while tasks are out, rank 0 looks whether a worker on its own
 // host still exists (a rank that died under --enable-recovery says nothing).
 constexpr auto liveness_period = std::chrono::milliseconds(100);
-// Messages taken per pass, so sends are tested between bursts of results.
-constexpr int receive_batch = 64;
 
 // Whether a process of this host is gone (a zombie counts as gone).
 bool process_gone(pid_t pid) {
@@ -32,15 +37,10 @@ bool process_gone(pid_t pid) {
   return paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] == 'Z';
 }
 
-std::exception_ptr protocol_error(int source, const std::string& what) {
-  return std::make_exception_ptr(
-      SerializationError("procpool::mpi: rank " + std::to_string(source) + " sent a malformed result: " + what));
-}
-
 }  // namespace
 
-Manager::Manager(MPI_Comm comm, std::vector<WorkerInfo> workers, std::size_t max_message)
-    : comm_(comm), max_message_(max_message), workers_(workers.size()) {
+Manager::Manager(MPI_Comm comm, std::vector<WorkerInfo> workers, std::size_t max_message, RankBells* bells)
+    : comm_(comm), max_message_(max_message), workers_(workers.size()), bells_(bells) {
   for (std::size_t i = 0; i < workers.size(); ++i) workers_[i].info = std::move(workers[i]);
   released_ = std::make_shared<procpool::detail::ReleasedBlocks>([this] { release_noticed(); });
   procpool::detail::watch_released_blocks(released_);
@@ -71,7 +71,7 @@ void Manager::submit(Task task) {
       refused = std::make_exception_ptr(ValueError("procpool::mpi::Pool: the MPI runtime has ended"));
     } else {
       backlog_.push(std::move(task));
-      wake_.notify_one();
+      wake_locked();
       return;
     }
   }
@@ -99,7 +99,7 @@ void Manager::cancel(std::uint64_t pool, const std::exception_ptr& error) {
     }
     if (any_sent) {
       cancels_to_send_.push_back(pool);
-      wake_.notify_one();
+      wake_locked();
     }
   }
   for (Task& t : failed) {
@@ -117,10 +117,50 @@ void Manager::stop() noexcept {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
-    wake_.notify_one();
+    wake_locked();
   }
   if (thread_.joinable()) thread_.join();
   completer_.stop();
+}
+
+void Manager::wake_locked() {
+  kicked_.store(true);
+  wake_.notify_one();
+  if (bells_ != nullptr) bells_->of(0).ring();
+}
+
+void Manager::ring(const Worker& worker) noexcept {
+  if (bells_ != nullptr && worker.info.bell) bells_->of(worker.info.rank).ring();
+}
+
+void Manager::posted(const Worker& worker) noexcept {
+  if (bells_ == nullptr || !worker.info.bell) return;
+  bells_->posted(worker.info.rank).fetch_add(1);
+  bells_->of(worker.info.rank).ring();
+}
+
+bool Manager::may_sleep_locked() const {
+  // A result coming in needs this side's progress (a large one is read
+  // from its rank's memory here); a send does not: over shared memory its
+  // bytes are in the receiver's queue, or read from here by the receiver,
+  // and MPI reports it complete only once the receiver took it.
+  if (bells_ == nullptr || !incoming_.empty()) return false;
+  for (const Worker& w : workers_) {
+    if (!w.lost && !w.inflight.empty() && !w.info.bell) return false;
+  }
+  return true;
+}
+
+bool Manager::ring_unsent_locked() noexcept {
+  bool any = false;
+  for (const Worker& w : workers_) {
+    bool unsent = !w.batches.empty();
+    for (const Task& t : w.inflight) unsent |= !t.sends.empty();
+    if (w.lost || !unsent) continue;
+    ring(w);
+    any = true;
+  }
+  return any;
 }
 
 bool Manager::idle_locked() const {
@@ -139,8 +179,12 @@ bool Manager::idle_locked() const {
 void Manager::run() {
   on_manager_thread_ = true;
   Backoff backoff;
+  auto nap = std::chrono::duration_cast<std::chrono::nanoseconds>(first_nap);
+  bool rering = false;
+  std::chrono::steady_clock::time_point expected_since{};
   std::unique_lock lock(mutex_);
   for (;;) {
+    kicked_.store(false);
     std::vector<Completion> done;
     bool progress = false;
     std::vector<std::uint64_t> released;
@@ -152,6 +196,12 @@ void Manager::run() {
         progress |= send_task_cancels_locked();
         progress |= dispatch_locked();
         progress |= test_sends_locked();
+        // A send MPI could not queue at once (the receiver's queue was
+        // full) goes out in a later call here, such as the one above after
+        // a sleep that timed out: its rank may be asleep by then, so the
+        // ranks with sends still out are rung again, and the manager wakes
+        // up again soon while any are.
+        if (std::exchange(rering, false) && ring_unsent_locked()) nap = first_nap;
         progress |= receive_locked(done);
         check_lost_workers_locked(done);
       } catch (const std::exception& e) {
@@ -180,6 +230,38 @@ void Manager::run() {
     }
     if (progress) {
       backoff.reset();
+      nap = first_nap;
+      continue;
+    }
+    if (may_sleep_locked()) {
+      // Only an answer (the rank rings after sending it) or new work
+      // (wake_locked) can come. MPI is this thread's alone. While a rank
+      // has posted results not yet seen, they are on their way: the manager
+      // only dozes (for a while: a count gone wrong must not keep it from
+      // sleeping for good).
+      const auto now = std::chrono::steady_clock::now();
+      const bool fresh = bells_->posted(0).load() != results_taken_;
+      if (!fresh) expected_since = {};
+      if (fresh && expected_since == std::chrono::steady_clock::time_point{}) expected_since = now;
+      const bool expected = fresh && now - expected_since < expected_for;
+      lock.unlock();
+      const bool woken = bells_->of(0).wait(
+          [&] {
+            int found = 0;
+            MPI_Status status;
+            if (kicked_.load()) return true;
+            // Twice: one that finds nothing progresses MPI, and what that
+            // brings in only the next one finds (see serve()'s probe). A
+            // failure ends the wait: the next pass meets it where it is caught.
+            for (int i = 0; i < 2 && found == 0; ++i) {
+              if (MPI_Iprobe(MPI_ANY_SOURCE, tag_result, comm_, &found, &status) != MPI_SUCCESS) return true;
+            }
+            return found != 0;
+          },
+          manager_spin, expected ? expected_nap : nap);
+      nap = woken ? std::chrono::nanoseconds(first_nap) : std::min(2 * nap, std::chrono::nanoseconds(liveness_period));
+      rering = !woken;
+      lock.lock();
       continue;
     }
     lock.unlock();
@@ -188,27 +270,6 @@ void Manager::run() {
   }
   lock.unlock();
   if (!broken_) send_shutdown();
-}
-
-bool Manager::dispatch_locked() {
-  bool progress = false;
-  while (!backlog_.empty()) {
-    // The live worker with the fewest tasks out, if it has room.
-    Worker* best = nullptr;
-    for (Worker& w : workers_) {
-      if (w.lost || w.inflight.size() >= tasks_in_flight) continue;
-      if (best == nullptr || w.inflight.size() < best->inflight.size()) best = &w;
-    }
-    if (best == nullptr) break;
-    best->inflight.push_back(backlog_.pop());
-    Task& task = best->inflight.back();
-    ++task.attempts;
-    send_blocks_locked(*best, task);
-    post_message(comm_, best->info.rank, tag_task, task.message.data(), task.header, task.payload(), tag_task_piece,
-                 task.sends);
-    progress = true;
-  }
-  return progress;
 }
 
 bool Manager::send_cancels_locked() {
@@ -220,6 +281,7 @@ bool Manager::send_cancels_locked() {
       send.value = pool;
       check(MPI_Isend(&send.value, sizeof send.value, MPI_BYTE, w.info.rank, tag_cancel, comm_, &send.request),
             "MPI_Isend");
+      posted(w);
     }
   }
   cancels_to_send_.clear();
@@ -228,6 +290,15 @@ bool Manager::send_cancels_locked() {
 
 bool Manager::test_sends_locked() {
   bool progress = false;
+  for (Worker& w : workers_) {
+    while (!w.batches.empty()) {
+      int complete = 0;
+      check(MPI_Test(&w.batches.front().request, &complete, MPI_STATUS_IGNORE), "MPI_Test");
+      if (complete == 0) break;
+      w.batches.pop_front();
+      progress = true;
+    }
+  }
   for (Worker& w : workers_) {
     for (Task& t : w.inflight) {
       if (t.sends.empty()) continue;
@@ -262,99 +333,6 @@ bool Manager::test_sends_locked() {
   return progress;
 }
 
-bool Manager::receive_locked(std::vector<Completion>& done) {
-  bool progress = false;
-  for (int i = 0; i < receive_batch; ++i) {
-    int found = 0;
-    MPI_Message message = MPI_MESSAGE_NULL;
-    MPI_Status status;
-    check(MPI_Improbe(MPI_ANY_SOURCE, tag_result, comm_, &found, &message, &status), "MPI_Improbe");
-    if (found == 0) break;
-    int count = 0;
-    check(MPI_Get_count(&status, MPI_BYTE, &count), "MPI_Get_count");
-    Incoming& incoming = incoming_.emplace_back();
-    incoming.source = status.MPI_SOURCE;
-    incoming.message.resize(static_cast<std::size_t>(count));
-    MPI_Request request = MPI_REQUEST_NULL;
-    check(MPI_Imrecv(incoming.message.data(), count, MPI_BYTE, &message, &request), "MPI_Imrecv");
-    incoming.receives.push_back(request);
-    progress = true;
-  }
-  // A source's pieces are matched in order: its later results wait until the
-  // earlier ones have posted their piece receives.
-  std::set<int> waiting_sources;
-  for (auto it = incoming_.begin(); it != incoming_.end();) {
-    if (waiting_sources.count(it->source) != 0 || !advance_locked(*it, done)) {
-      if (!it->pieces_posted) waiting_sources.insert(it->source);
-      ++it;
-      continue;
-    }
-    it = incoming_.erase(it);
-    progress = true;
-  }
-  return progress;
-}
-
-bool Manager::advance_locked(Incoming& incoming, std::vector<Completion>& done) {
-  int complete = 0;
-  check(MPI_Testall(static_cast<int>(incoming.receives.size()), incoming.receives.data(), &complete,
-                    MPI_STATUSES_IGNORE),
-        "MPI_Testall");
-  if (complete == 0) return false;
-  incoming.receives.clear();
-  const auto worker = static_cast<std::size_t>(incoming.source - 1);
-  if (incoming.message.size() < sizeof(MessageHeader) || worker >= workers_.size()) {
-    // Cannot be matched to a task: the worker's stream is broken.
-    if (worker < workers_.size()) {
-      lose_worker_locked(workers_[worker], protocol_error(incoming.source, "no header"), false, done);
-    }
-    return true;
-  }
-  MessageHeader header;
-  std::memcpy(&header, incoming.message.data(), sizeof header);
-  if (header.piece != 0 && !incoming.pieces_posted) {
-    if (header.piece > INT_MAX) {
-      lose_worker_locked(workers_[worker], protocol_error(incoming.source, "a piece over INT_MAX bytes"), false,
-                         done);
-      return true;
-    }
-    incoming.payload.resize(header.size);
-    post_piece_receives(comm_, incoming.source, tag_result_piece, header, incoming.payload.data(), incoming.receives);
-    incoming.pieces_posted = true;
-    if (!incoming.receives.empty()) return false;
-  }
-  Worker& w = workers_[worker];
-  const auto task = std::find_if(w.inflight.begin(), w.inflight.end(),
-                                 [&](const Task& t) { return t.header.task_id == header.task_id; });
-  if (task == w.inflight.end()) {
-    lose_worker_locked(w, protocol_error(incoming.source, "an unknown task id"), false, done);
-    return true;
-  }
-  if (!task->abandoned) {
-    Completion& c = done.emplace_back();
-    c.state = std::move(task->state);
-    c.ledger = std::move(task->ledger);
-    c.pid = header.pid;
-    if ((header.flags & header_dropped) != 0) {
-      c.error = std::make_exception_ptr(
-          PoolTerminated("procpool::mpi::Pool::terminate: the pool was terminated before the task finished"));
-    } else if (header.piece == 0 && incoming.message.size() != sizeof header + header.size) {
-      c.error = protocol_error(incoming.source, "its size does not match its header");
-    } else if (header.piece == 0) {
-      c.bytes = std::move(incoming.message);
-      c.offset = sizeof header;
-      c.size = header.size;
-    } else {
-      c.bytes = std::move(incoming.payload);
-      c.size = header.size;
-    }
-  }
-  // Answered before MPI told us its sends completed: keep their buffers until it does.
-  if (!task->sends.empty()) draining_.push_back(std::move(*task));
-  w.inflight.erase(task);
-  return true;
-}
-
 void Manager::check_lost_workers_locked(std::vector<Completion>& done) {
   const auto now = std::chrono::steady_clock::now();
   if (now - last_liveness_check_ < liveness_period) return;
@@ -377,6 +355,12 @@ void Manager::lose_worker_locked(Worker& worker, const std::exception_ptr& error
   worker.lost = true;
   for (Task& t : worker.inflight) lose_task_locked(t, error, retry, done);
   worker.inflight.clear();
+  // Batch sends to it may never complete either: their bytes stay.
+  for (BatchSend& b : worker.batches) {
+    MPI_Request_free(&b.request);
+    graveyard_batches_.push_back(std::move(b));
+  }
+  worker.batches.clear();
   std::erase_if(incoming_, [&](const Incoming& i) { return i.source == worker.info.rank && i.receives.empty(); });
   if (std::all_of(workers_.begin(), workers_.end(), [](const Worker& w) { return w.lost; })) {
     const auto none_left = std::make_exception_ptr(WorkerLost("procpool::mpi: every worker rank is gone"));
@@ -417,6 +401,7 @@ void Manager::send_shutdown() noexcept {
       MPI_Request request = MPI_REQUEST_NULL;
       check(MPI_Isend(&rank_lost, 1, MPI_BYTE, w.info.rank, tag_shutdown, comm_, &request), "MPI_Isend");
       requests.push_back(request);
+      posted(w);
     }
     wait_all(requests, "MPI_Testall");
   } catch (const Error&) {

@@ -1,6 +1,9 @@
 // Rank 0's side of the MPI pools: one manager thread makes every MPI call
-// after initialization. It keeps a couple of tasks in flight per worker rank,
-// the rest in a backlog, receives the results and hands them to a Completer.
+// after initialization. It keeps tasks in flight per worker rank (two, or
+// about a millisecond's worth of short ones, several to a message), the rest
+// in a backlog, receives the results and hands them to a Completer. With
+// nothing to do but wait for results it sleeps on its doorbell (RankBells),
+// which a rank rings after sending one.
 // Shared values go to a rank once, ahead of its first task that carries one,
 // and a forget follows once rank 0 has released the value.
 #pragma once
@@ -29,6 +32,7 @@
 #include "engine/ipc/side_channel.hpp"
 #include "engine/mpi/completer.hpp"
 #include "engine/mpi/ledger.hpp"
+#include "engine/mpi/rank_bells.hpp"
 #include "engine/mpi/task.hpp"
 #include "engine/mpi/task_queue.hpp"
 #include "engine/mpi/wire.hpp"
@@ -44,11 +48,13 @@ struct WorkerInfo {
   pid_t pid = 0;
   std::string host;
   bool same_host = false;
+  bool bell = false;  // it sleeps on its doorbell in RankBells: ring it after sending to it
 };
 
 class Manager {
  public:
-  Manager(MPI_Comm comm, std::vector<WorkerInfo> workers, std::size_t max_message);
+  // `bells`: rank 0's doorbells, or null (then it polls); they must outlive the manager.
+  Manager(MPI_Comm comm, std::vector<WorkerInfo> workers, std::size_t max_message, RankBells* bells);
   Manager(const Manager&) = delete;
   Manager& operator=(const Manager&) = delete;
   ~Manager();
@@ -74,11 +80,21 @@ class Manager {
   bool lost_a_rank() const;
 
  private:
+  // A message of several tasks, kept until MPI reports it sent.
+  struct BatchSend {
+    std::vector<char> bytes;
+    MPI_Request request = MPI_REQUEST_NULL;
+  };
   struct Worker {
     WorkerInfo info;
     std::deque<Task> inflight;  // sent to this worker, in order
+    std::deque<BatchSend> batches;  // batch messages not yet reported sent
     std::unordered_set<std::uint64_t> blocks;  // shared values it holds
     bool lost = false;
+    // Its time per task, measured from its answers while it is busy; zero
+    // after it fell idle (then only two tasks go out until it answers).
+    std::chrono::steady_clock::duration per_task{};
+    std::chrono::steady_clock::time_point busy_since{};
   };
   // A result coming in: its first message (the header), then any pieces.
   struct Incoming {
@@ -93,9 +109,25 @@ class Manager {
     MPI_Request request = MPI_REQUEST_NULL;
   };
 
+  // Tasks sent ahead to one worker: the one it runs and the next, waiting in
+  // MPI's queue, so it never waits for rank 0 between two tasks.
+  static constexpr std::size_t tasks_in_flight = 2;
+
   void run();
   bool idle_locked() const;
+  // Whether nothing but a rank's answer (or a submission) can make progress,
+  // so the manager may sleep on its bell rather than poll MPI.
+  bool may_sleep_locked() const;
+  // Rings the ranks that have sends not yet reported complete; whether any has.
+  bool ring_unsent_locked() noexcept;
+  // Wakes the manager thread, from its condition variable or its bell.
+  void wake_locked();
+  void ring(const Worker& worker) noexcept;
+  // After posting a message `worker` probes for: counts it (RankBells::posted) and rings.
+  void posted(const Worker& worker) noexcept;
   bool dispatch_locked();
+  std::size_t depth(const Worker& worker) const noexcept;
+  void send_batch_locked(Worker& worker, std::vector<Task>& tasks);
   // Shared values (manager_shares.cpp): sends the ones `task` carries that
   // `worker` lacks, ahead of it; has the ranks that hold a released one drop it.
   void send_blocks_locked(Worker& worker, Task& task);
@@ -109,6 +141,10 @@ class Manager {
   bool test_sends_locked();
   bool receive_locked(std::vector<Completion>& done);
   bool advance_locked(Incoming& incoming, std::vector<Completion>& done);
+  // One result of `incoming` (its whole message, or a record of a batch);
+  // false if it names no task sent to `w` (then `w` is lost).
+  bool answer_locked(Worker& w, const MessageHeader& header, Incoming& incoming, const char* record,
+                     std::vector<Completion>& done);
   void check_lost_workers_locked(std::vector<Completion>& done);
   // `retry`: the rank died (WorkerLost), so its tasks with retries left run again.
   void lose_worker_locked(Worker& worker, const std::exception_ptr& error, bool retry,
@@ -138,6 +174,11 @@ class Manager {
   std::chrono::steady_clock::time_point last_liveness_check_{};
   // Buffers of sends to a lost worker: they may never complete, so they are never freed.
   std::vector<Task> graveyard_;
+  std::vector<BatchSend> graveyard_batches_;
+  RankBells* bells_;
+  // Set (under mutex_) when there is new work for the manager; cleared as a pass starts.
+  std::atomic<bool> kicked_{false};
+  std::uint64_t results_taken_ = 0;  // result messages probed, against RankBells::posted(0)
   // Shared values released since the manager last looked; taken without mutex_.
   std::shared_ptr<procpool::detail::ReleasedBlocks> released_;
   std::atomic<bool> releases_pending_{false};

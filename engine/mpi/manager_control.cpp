@@ -49,7 +49,7 @@ bool Manager::cancel_task(std::uint64_t task_id, const std::exception_ptr& error
       cancelled.state = std::move(sent->state);
       cancelled.ledger = std::move(sent->ledger);
       task_cancels_to_send_.emplace_back(rank, task_id);
-      wake_.notify_one();
+      wake_locked();
     }
   }
   // Outside mutex_: its callbacks run here, and its shared values may be released.
@@ -66,6 +66,7 @@ bool Manager::send_task_cancels_locked() {
     send.value = task_id;
     check(MPI_Isend(&send.value, sizeof send.value, MPI_BYTE, rank, tag_cancel_task, comm_, &send.request),
           "MPI_Isend");
+    posted(workers_[static_cast<std::size_t>(rank - 1)]);
   }
   task_cancels_to_send_.clear();
   return true;

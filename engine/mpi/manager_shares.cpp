@@ -15,7 +15,7 @@ void Manager::release_noticed() noexcept {
   if (on_manager_thread_) return;
   // Under mutex_, so the manager cannot miss it between its check and its wait.
   std::lock_guard lock(mutex_);
-  wake_.notify_one();
+  wake_locked();
 }
 
 void Manager::send_blocks_locked(Worker& worker, Task& task) {
@@ -31,6 +31,7 @@ void Manager::send_blocks_locked(Worker& worker, Task& task) {
     MessageHeader header = layout(block->size(), 0, max_message_);
     header.task_id = block->id();
     post_message(comm_, worker.info.rank, tag_share, header_room, header, block->data(), tag_share_piece, task.sends);
+    posted(worker);
     block->mark_sent();
     header_room += sizeof header;
   }
@@ -46,6 +47,7 @@ bool Manager::send_forgets_locked(const std::vector<std::uint64_t>& released) {
       send.value = id;
       check(MPI_Isend(&send.value, sizeof send.value, MPI_BYTE, w.info.rank, tag_forget, comm_, &send.request),
             "MPI_Isend");
+      posted(w);
       progress = true;
     }
   }

@@ -3,6 +3,7 @@
 // and a task queued again after its rank died keeps its place).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -16,6 +17,9 @@ namespace procpool::mpi::detail {
 class TaskQueue {
  public:
   bool empty() const noexcept { return tasks_.empty(); }
+  std::size_t size() const noexcept { return tasks_.size(); }
+  // The task to send next, left queued. Not empty.
+  const Task& top() const noexcept { return tasks_.begin()->second; }
   // Queues `task` by its priority and header.task_id (not already queued).
   void push(Task task);
   // Takes the task to send next. Not empty.

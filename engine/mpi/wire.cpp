@@ -4,6 +4,7 @@
 #include <cstring>
 #include <thread>
 
+#include "engine/sys/futex.hpp"
 #include "procpool/errors.hpp"
 
 namespace procpool::mpi::detail {
@@ -12,7 +13,7 @@ namespace {
 
 // How long a poller spins after its last progress before it starts to sleep:
 // long enough to catch the next task of a steady stream without a sleep.
-constexpr auto spin_time = std::chrono::microseconds(200);
+constexpr auto spin_time = std::chrono::microseconds(50);
 constexpr auto first_sleep = std::chrono::microseconds(16);
 constexpr auto longest_sleep = std::chrono::microseconds(1000);
 
@@ -30,8 +31,9 @@ void Backoff::pause() noexcept {
   const auto now = std::chrono::steady_clock::now();
   if (idle_since_ == std::chrono::steady_clock::time_point{}) idle_since_ = now;
   if (now - idle_since_ < spin_time) {
-    // Two cores shared by every rank: let a rank with work run.
-    std::this_thread::yield();
+    // Not sched_yield(): next to busy processes it gives the core away for
+    // a whole time slice (futex.hpp's spin_until).
+    for (int i = 0; i < 32; ++i) procpool::detail::cpu_relax();
     return;
   }
   sleep_ = std::clamp(sleep_ * 2, first_sleep, longest_sleep);

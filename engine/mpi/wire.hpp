@@ -3,7 +3,9 @@
 // A task or a result is one message: a MessageHeader, then the payload (the
 // same bytes as in the shared-memory pool: task_codec.hpp, error_codec.hpp).
 // A payload too large for one message (MPI counts are ints) or large enough
-// not to be worth copying goes as a header alone, then in pieces.
+// not to be worth copying goes as a header alone, then in pieces. Small ones
+// travel several to a message (header_batch): a MessageHeader whose task_id
+// is their count and size their bytes, then each as [MessageHeader][payload].
 #pragma once
 
 #include <mpi.h>
@@ -32,7 +34,14 @@ enum Tag : int {
 enum HeaderFlags : std::uint32_t {
   // Result only: the task was dropped unrun (its pool was terminated, or it was cancelled).
   header_dropped = 1,
+  // tag_task or tag_result: a batch of tasks or results (task_id: how many), each with its own header.
+  header_batch = 2,
 };
+
+// The most bytes a batch message holds: under Open MPI's shared-memory eager
+// limit (4 KiB, its headers included), so a batch is sent in one copy
+// without waiting for its receiver.
+constexpr std::size_t batch_bytes = 4000;
 
 // Plain fixed-width fields, copied byte for byte: every rank runs the same
 // build (code_ref.hpp), so the layout is the same everywhere.
@@ -54,9 +63,10 @@ constexpr std::size_t piece_count(std::uint64_t size, std::uint64_t piece) {
 // Throws procpool::Error naming `what` and MPI's message unless rc is MPI_SUCCESS.
 void check(int rc, const char* what);
 
-// Polling with a back-off: Open MPI's blocking calls spin at 100% CPU, so
-// waits are MPI_Iprobe/MPI_Test loops that spin for a short while after the
-// last progress, then sleep, doubling the sleep up to a millisecond.
+// Polling with a back-off, where no doorbell can wake the waiter (a rank on
+// another host, a payload in pieces): Open MPI's blocking calls spin at 100%
+// CPU, so waits are MPI_Iprobe/MPI_Test loops that spin for a short while
+// after the last progress, then sleep, doubling the sleep up to a millisecond.
 class Backoff {
  public:
   void reset() noexcept { idle_since_ = {}; sleep_ = {}; }

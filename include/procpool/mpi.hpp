@@ -86,8 +86,9 @@ class Runtime {
 /// join, terminate, size, the same AsyncResult and the same errors.
 ///
 /// Rank 0 keeps two tasks in flight per worker rank (one running, the next
-/// waiting in MPI's queue) and the rest in a backlog; map-family items travel
-/// in chunks. Pools may follow one another (and run at once): the ranks stay
+/// waiting in MPI's queue), or about a millisecond's worth of tasks it has
+/// measured as short there (up to 256, several to a message), and the rest
+/// in a backlog; map-family items travel in chunks. Pools may follow one another (and run at once): the ranks stay
 /// for the next pool until the Runtime ends. terminate() fails unfinished
 /// results with PoolTerminated at once and makes the ranks drop the pool's
 /// queued tasks; a task already running on a rank runs to its end (killing it
@@ -106,7 +107,8 @@ class Runtime {
 ///
 /// TaskOptions: `priority` orders the tasks queued on rank 0 (those of every
 /// mpi::Pool: one queue feeds the ranks), higher first, equal ones in
-/// submission order; the two tasks in flight per rank are already out of it.
+/// submission order; the tasks in flight per rank are already out of it (two
+/// while its tasks are not known to be short).
 /// `retries` re-runs a task, on another rank, when its rank is found dead
 /// (WorkerLost, under mpirun --enable-recovery: its pid() is the rank's pid;
 /// signal() 0, exit_status() -1 and an empty backtrace(), as rank 0 cannot

@@ -25,6 +25,9 @@ struct ParseError : std::runtime_error {
 };
 
 int square(int x) { return x * x; }
+
+// x * x (x < 1000), with the pid of the rank that ran it in the high digits.
+long long square_with_pid(int x) { return static_cast<long long>(::getpid()) * 10'000'000 + x * x; }
 int add(int a, int b) { return a + b; }
 int pid_after(int ms) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
@@ -89,6 +92,27 @@ TEST_CASE("mpi - tasks run on the worker ranks, not on rank 0" * doctest::timeou
   const std::set<int> pids{a.get(), b.get()};
   CHECK(pids.size() == 2);
   CHECK(pids.count(static_cast<int>(::getpid())) == 0);
+}
+
+TEST_CASE("mpi - a stream of short tasks, sent and answered several to a message, comes back whole" *
+          doctest::timeout(60)) {
+  procpool::mpi::Pool pool;
+  for (int round = 0; round < 3; ++round) {
+    std::vector<procpool::AsyncResult<long long>> results;
+    for (int i = 0; i < 20000; ++i) results.push_back(pool.apply_async(square_with_pid, i % 1000));
+    // Every rank took part, and each result is its own task's.
+    std::set<long long> ranks;
+    for (int i = 0; i < 20000; ++i) {
+      const long long r = results[static_cast<std::size_t>(i)].get();
+      CHECK(r % 10'000'000 == (i % 1000) * (i % 1000));
+      ranks.insert(r / 10'000'000);
+    }
+    CHECK(static_cast<int>(ranks.size()) == pool.size());
+  }
+  // A long task after them is still sent alone, one per rank.
+  auto a = pool.apply_async(pid_after, 200);
+  auto b = pool.apply_async(pid_after, 200);
+  CHECK(a.get() != b.get());
 }
 
 TEST_CASE("mpi - map, map_async, starmap, starmap_async in input order" * doctest::timeout(60)) {
@@ -412,6 +436,7 @@ TEST_CASE("mpi - an idle pool leaves every rank nearly idle" * doctest::timeout(
   for (std::size_t i = 0; i < ranks.size(); ++i) {
     const double share = static_cast<double>(cpu_ticks(ranks[i]) - before[i]) / hz / seconds;
     MESSAGE("rank " << i << " (pid " << ranks[i] << ") idle CPU: " << share * 100 << "%");
-    CHECK(share < 0.10);
+    // The ranks sleep on their doorbells (about 0.01%); a tick is 0.33% here.
+    CHECK(share < 0.03);
   }
 }
