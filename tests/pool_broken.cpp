@@ -83,8 +83,14 @@ TEST_CASE("broken - an initializer that keeps throwing breaks the pool; results 
   const int tried = starts->load();
   CHECK(tried >= 6);
   CHECK(tried <= 8);
+  // A fork the zygote was already asked for when the pool broke may still
+  // run its initializer (at most one per slot; seen under load); after
+  // that, no worker starts again.
   std::this_thread::sleep_for(500ms);
-  CHECK(starts->load() == tried);  // and starts no more workers
+  const int settled = starts->load();
+  CHECK(settled <= tried + 2);
+  std::this_thread::sleep_for(500ms);
+  CHECK(starts->load() == settled);  // and starts no more workers
 
   CHECK_THROWS_WITH_AS((void)pool.apply_async(identity, 2),
                        doctest::Contains("procpool::Pool::apply_async: pool is broken"), procpool::BrokenPool);
