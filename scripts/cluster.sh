@@ -224,7 +224,7 @@ cmd_down() {
   for k in $(nodes_up); do
     init=$(init_pid "$k")
     # The init's end kills every process of its pid namespace, at once.
-    [[ -n $init ]] && kill -KILL "$init" 2>/dev/null || true
+    if [[ -n $init ]]; then kill -KILL "$init" 2>/dev/null || true; fi
     kill_node_processes "$k" || status=1
     ip netns del "$prefix-node$k" 2>/dev/null || true
   done
@@ -239,8 +239,11 @@ cmd_down() {
     kill -KILL "$broker" 2>/dev/null || true
   fi
   [[ -d $state ]] && rm -rf "$state"
-  if [[ -n $(ls /run/netns 2>/dev/null | grep -E "^$prefix-(hub|node[0-9]+)$" || true) ]]; then
-    echo "cluster.sh: down: could not remove: $(ls /run/netns | grep -E "^$prefix-" | tr '\n' ' ')" >&2
+  local left
+  left=$(nodes_up | sed "s/^/$prefix-node/")
+  [[ -e /run/netns/$hub ]] && left+=" $hub"
+  if [[ -n ${left// /} ]]; then
+    echo "cluster.sh: down: could not remove: ${left//$'\n'/ }" >&2
     status=1
   fi
   return $status
@@ -271,7 +274,7 @@ cmd_status() {
 }
 
 cmd_link() {
-  (($# == 2)) && [[ $2 == up || $2 == down ]] || die "usage: cluster.sh link NODE down|up"
+  if (($# != 2)) || [[ $2 != up && $2 != down ]]; then die "usage: cluster.sh link NODE down|up"; fi
   local k
   k=$(node_number "$1")
   ip -n "$hub" link set "$prefix-h$k" "$2"
