@@ -58,7 +58,8 @@ struct ManagerOptions {
   // A rank on another host silent this long with tasks out is lost (RuntimeOptions::heartbeat_timeout).
   std::chrono::milliseconds heartbeat_timeout{};
   // Started by `mpirun --enable-recovery`: a lost rank's tasks fail and the
-  // pool goes on; without it, a lost rank ends the job (rank 0 aborts it).
+  // pool goes on; without it, a lost rank ends the job (a silent node: rank 0
+  // names it and waits for mpirun to end it, see lose_node_locked).
   bool recovery = false;
 };
 

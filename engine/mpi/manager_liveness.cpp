@@ -66,6 +66,8 @@ void Manager::check_lost_workers_locked(std::vector<Completion>& done) {
 }
 
 void Manager::check_heartbeats_locked(std::chrono::steady_clock::time_point now, std::vector<Completion>& done) {
+  // Without a socket rank 0 hears no answer: silence would mean nothing.
+  if (!heartbeat_.usable()) return;
   for (const int rank : heartbeat_.answered()) {
     if (rank >= 1 && rank <= workers()) workers_[static_cast<std::size_t>(rank - 1)].heard = now;
   }

@@ -35,12 +35,19 @@ struct RuntimeOptions {
   std::size_t max_message = std::size_t{1} << 30;
   /// How long a worker rank on another host may stay silent, while it has
   /// tasks out, before rank 0 takes it for lost (its node died or was cut
-  /// off): rank 0 pings it over UDP every quarter of this time, and a thread
-  /// of the rank answers whatever its task is doing. Lost under `mpirun
-  /// --enable-recovery`: its running tasks fail with WorkerLost naming its
-  /// host and rank, the ones it had not started go to other ranks, and the pool
-  /// goes on without it. Lost otherwise: rank 0 says which and aborts the
-  /// job. A loss is seen within this time plus about 10 ms. From 100 ms.
+  /// off; Open MPI does not tell): rank 0 pings it over UDP every quarter of
+  /// this time, and a thread of the rank answers whatever its task is doing.
+  /// A loss is seen within this time plus about 10 ms. At least 100 ms.
+  ///
+  /// Under `mpirun --enable-recovery`, the tasks the lost rank was running
+  /// (the message it had started) fail with WorkerLost naming its host and
+  /// rank, the ones it had not started go to other ranks, nothing is sent to
+  /// it again, and the pool goes on. Otherwise, as Open MPI's default ends a
+  /// job that loses a rank, rank 0 prints which rank and host, and stops
+  /// (its tasks neither finish nor fail) until mpirun ends the job: Open MPI
+  /// 4.1's mpirun waits for a lost node's daemon until its TCP keepalive
+  /// gives it up (`--mca oob_tcp_keepalive_time`, `_intvl`, `_probes`:
+  /// 300 s + 9 x 20 s by default), and hangs if the job ends otherwise first.
   std::chrono::milliseconds heartbeat_timeout{2000};
 };
 
