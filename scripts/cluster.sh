@@ -68,7 +68,7 @@ node_number() {  # NODE -> K, or dies
 nodes_up() {  # the K of every node of this prefix, in order
   local f
   for f in /run/netns/"$prefix"-node*; do
-    [[ -e $f && $f =~ -node([0-9]+)$ ]] && echo "${BASH_REMATCH[1]}"
+    if [[ -e $f && $f =~ -node([0-9]+)$ ]]; then echo "${BASH_REMATCH[1]}"; fi
   done | sort -n
 }
 
