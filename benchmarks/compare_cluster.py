@@ -58,13 +58,16 @@ LOSSES = [  # (figure key, how, what)
     ("cluster_node_killed", "kill", f"every process of {LOST_NODE} killed"),
     ("cluster_link_down", "link", f"{LOST_NODE}'s link down"),
 ]
-SIMULATION = ("3 simulated hosts (network + UTS namespaces on one machine, TCP over veth and a bridge): "
+SIMULATION = ("3 simulated hosts (network, UTS, pid and mount namespaces on one machine; TCP over veths and a bridge): "
               "no real latency, bandwidth limit, clock skew, separate filesystem or kernel; "
               "the figures are a lower bound of the overhead on a real network")
 
 
 class ClusterUnavailable(Exception):
     pass
+
+
+unavailable = None  # why run_cluster() last gave no figures
 
 
 def load():
@@ -286,9 +289,10 @@ def run_cluster(bench_dir, quick):
     real_time in ms), "futures": {"mpi4py_cluster_<key>": value},
     "not_measured": {figure key: why}, "info": {...}}; or None (logged)
     when the cluster cannot be made here."""
-    reason = unavailable_reason(bench_dir)
-    if reason:
-        log(f"compare_cluster.py: no simulated cluster: {reason}; leaving out its rows")
+    global unavailable
+    unavailable = unavailable_reason(bench_dir)
+    if unavailable:
+        log(f"compare_cluster.py: no simulated cluster: {unavailable}; leaving out its rows")
         return None
     bench_dir = os.path.abspath(bench_dir)  # the nodes' commands start in this cwd, but be plain
     bm_mpi = os.path.join(bench_dir, "bm_mpi")
@@ -315,6 +319,7 @@ def run_cluster(bench_dir, quick):
                     else:
                         not_measured[key] = f"not measured ({r.get('not_detected') or r.get('error')})"
     except ClusterUnavailable as e:
+        unavailable = str(e)
         log(f"compare_cluster.py: no simulated cluster: {e}; leaving out its rows")
         return None
     info["load_after"] = load()
@@ -344,7 +349,7 @@ def main():
     try:
         cluster = run_cluster(bench_dir, args.quick)
         if cluster is None:
-            print(f"No simulated cluster here ({unavailable_reason(bench_dir) or 'cluster.sh up failed'}): no figures.")
+            print(f"No simulated cluster here ({unavailable}): no figures.")
             return 0
         local = None
         if os.path.isfile(os.path.join(bench_dir, "bm_mpi")):
