@@ -12,6 +12,7 @@ packages=(
   clang libclang-rt-14-dev clang-16
   openmpi-bin libopenmpi-dev python3-mpi4py
   gdb  # run_example.py prints a hung test's stacks with it
+  iproute2 util-linux  # scripts/cluster.sh: the cluster suite's simulated hosts (ip netns, nsenter, unshare)
 )
 
 missing=()

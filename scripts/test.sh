@@ -22,6 +22,8 @@ configure() {  # DIR [meson options...]
 }
 
 configure build -Dtests=true
+# Every suite, the cluster suite too (MPI across simulated hosts: root only,
+# reported as skipped elsewhere); its tests and the mpi suite's run alone.
 meson test -C build --print-errorlogs
 builds=(build)
 

@@ -17,13 +17,15 @@
 #include <thread>
 #include <vector>
 
+#include "rank_id.hpp"
+
 using namespace std::chrono_literals;
 
 namespace {
 
-// Appends "<pid> <label>" to `log` in one write (O_APPEND: lines never mix).
+// Appends "<rank_id> <label>" to `log` in one write (O_APPEND: lines never mix).
 void log_line(const std::string& log, const std::string& label) {
-  const std::string line = std::to_string(::getpid()) + " " + label + "\n";
+  const std::string line = std::to_string(rank_id()) + " " + label + "\n";
   const int fd = ::open(log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) throw std::runtime_error("cannot open " + log);
   const auto written = ::write(fd, line.data(), line.size());
@@ -80,7 +82,7 @@ struct Files {
     std::remove(gate.c_str());
   }
   void open_gate() const { std::ofstream(gate).put('1'); }
-  // The logged lines in order, as {pid, label}.
+  // The logged lines in order, as {rank_id, label}.
   std::vector<std::pair<int, std::string>> lines() const {
     std::vector<std::pair<int, std::string>> out;
     std::ifstream in(log);

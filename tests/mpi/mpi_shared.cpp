@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include "rank_id.hpp"
+
 using namespace std::chrono_literals;
 
 namespace {
@@ -36,9 +38,9 @@ struct Counted {
   }
 };
 
-// (the element, this rank's decodes so far, this rank's pid)
+// (the element, this rank's decodes so far, this rank's rank_id())
 std::tuple<int, int, int> counted_at(procpool::Shared<Counted> shared, int i) {
-  return {shared->values.at(static_cast<std::size_t>(i)), counted_decodes.load(), static_cast<int>(::getpid())};
+  return {shared->values.at(static_cast<std::size_t>(i)), counted_decodes.load(), rank_id()};
 }
 
 std::size_t hash_of(procpool::Shared<std::string> shared) { return std::hash<std::string>{}(*shared); }
@@ -49,7 +51,7 @@ long sum_plus(procpool::Shared<std::vector<int>> shared, int extra) {
 
 int pid_after(int ms) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-  return static_cast<int>(::getpid());
+  return rank_id();
 }
 
 // The shared values this process maps (each is one memfd mapping).
@@ -60,16 +62,16 @@ int shared_mappings() {
   return n;
 }
 
-// (pid, shared values mapped) of the rank that runs it, with the value in use.
+// (rank_id(), shared values mapped) of the rank that runs it, with the value in use.
 std::pair<int, int> mappings_with(procpool::Shared<std::vector<int>> shared, int ms) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
   (void)shared->size();
-  return {static_cast<int>(::getpid()), shared_mappings()};
+  return {rank_id(), shared_mappings()};
 }
 
 std::pair<int, int> mappings_after(int ms) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-  return {static_cast<int>(::getpid()), shared_mappings()};
+  return {rank_id(), shared_mappings()};
 }
 
 long sum_array(procpool::SharedArray<int> array) { return std::accumulate(array.begin(), array.end(), 0L); }
@@ -87,7 +89,7 @@ TEST_CASE("mpi - a Shared value of a few MiB: right answers, decoded once per ra
   std::vector<std::pair<procpool::Shared<Counted>, int>> items;
   for (int i = 0; i < 200; ++i) items.emplace_back(shared, i * 7);
   const auto mapped = pool.starmap(counted_at, items, 10);
-  std::map<int, int> decodes;  // by rank pid: the most seen
+  std::map<int, int> decodes;  // by rank_id(): the most seen
   const auto note = [&](const std::tuple<int, int, int>& r, int expected) {
     const auto [value, seen, pid] = r;
     CHECK(value == expected);
@@ -169,5 +171,5 @@ TEST_CASE("mpi - a SharedArray is local-only: its task fails with SerializationE
                        procpool::SerializationError);
   CHECK_THROWS_WITH_AS(pool.apply(sum_array, procpool::SharedArray<int>()),
                        doctest::Contains("SharedArray works only with local pools"), procpool::SerializationError);
-  CHECK(pool.apply(pid_after, 0) != static_cast<int>(::getpid()));
+  CHECK(pool.apply(pid_after, 0) != rank_id());
 }

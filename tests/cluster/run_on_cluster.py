@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Runs an MPI program across the simulated cluster (scripts/cluster.sh) and
+checks what it prints.
+
+    run_on_cluster.py [options] [checks...] -- PROGRAM [ARGS...] [: PROGRAM ...]
+
+Brings up a fresh cluster of --nodes nodes, runs on node1
+    mpirun --host node1:1,...,nodeN:1 <the cluster's flags> PROGRAM...
+(so rank K-1 runs on nodeK: every rank is alone on its host and talks over
+TCP only), and always tears the cluster down again, whatever happened.
+Exits 77 (meson's "skipped") with the reason where namespaces cannot be made.
+
+Options:
+  --nodes N            nodes, and ranks (default 3)
+  --mpirun PATH        the mpirun to use (default: mpirun on PATH)
+  --on RE ACTION       once RE first matches a line of stdout, runs
+                       `cluster.sh ACTION` (e.g. "kill node3", "link node2 down")
+                       from outside the nodes; may repeat
+  --exit-code, --timeout, --stacks-time and the checks (--expect, --reject,
+  --count, ...): as in tests/examples/run_example.py. On a time-out, the
+  stacks are those of every process on every node.
+
+Besides the checks: no process may be left on any node once mpirun has
+returned (after a short grace), and the cluster must come down cleanly.
+
+The cluster's name prefix is PROCPOOL_CLUSTER if set, else one derived from
+the working directory (meson's build folder), so that runs from two build
+folders (or worktrees) never share a cluster; one run at a time per prefix
+(a lock), and a cluster left by a killed run is removed first.
+"""
+import argparse
+import fcntl
+import hashlib
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+CLUSTER_SH = os.path.join(ROOT, "scripts", "cluster.sh")
+RSH_AGENT = os.path.join(ROOT, "scripts", "cluster_rsh.sh")
+sys.path.insert(0, os.path.join(ROOT, "tests", "examples"))
+import run_example  # noqa: E402  (its checks and its stack printer)
+
+SKIP = 77
+SUBNET = "10.250.0.0/24"  # cluster.sh's
+
+
+def mpirun_flags(nodes):
+    """The flags that make mpirun on node1 start one rank per node over TCP."""
+    hosts = ",".join(f"node{k}:1" for k in range(1, nodes + 1))
+    return ["--host", hosts, "--mca", "plm_rsh_agent", RSH_AGENT, "--mca", "btl", "tcp,self",
+            "--mca", "btl_tcp_if_include", SUBNET, "--mca", "oob_tcp_if_include", SUBNET]
+
+
+def cluster(*args, check=True, capture=False):
+    result = subprocess.run([CLUSTER_SH, *args], stdin=subprocess.DEVNULL, text=True,
+                            stdout=subprocess.PIPE if capture else None,
+                            stderr=subprocess.PIPE if capture else None)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"cluster.sh {' '.join(args)}: exit {result.returncode}"
+                           + (f": {result.stderr.strip()}" if capture else ""))
+    return result
+
+
+def node_processes(nodes):
+    """{pid: 'nodeK comm'} of every process on the nodes (their inits aside)."""
+    found = {}
+    for k in range(1, nodes + 1):
+        out = cluster("pids", f"node{k}", check=False, capture=True).stdout
+        for pid in out.split():
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    found[int(pid)] = f"node{k} {f.read().strip()}"
+            except OSError:
+                pass
+    return found
+
+
+def lock(prefix):
+    """Holds /run/procpool-cluster/PREFIX.lock for this process's life (one run per prefix)."""
+    os.makedirs("/run/procpool-cluster", exist_ok=True)
+    fd = os.open(f"/run/procpool-cluster/{prefix}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def read_lines(stream, lines, hooks, printed):
+    """Collects stream's lines; runs each hook (RE, ACTION) once, at its first match."""
+    for line in stream:
+        lines.append(line)
+        for hook in hooks:
+            if not hook["done"] and re.search(hook["re"], line):
+                hook["done"] = True
+                result = cluster(*shlex.split(hook["action"]), check=False, capture=True)
+                printed.append(f"[cluster] on {hook['re']!r}: cluster.sh {hook['action']}: exit {result.returncode}"
+                               f"{' ' + result.stderr.strip() if result.stderr.strip() else ''}\n")
+
+
+def run(args, prefix):
+    command = [CLUSTER_SH, "exec", "node1", args.mpirun] + mpirun_flags(args.nodes) + args.command
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    out, err, notes = [], [], []
+    hooks = [{"re": r, "action": a, "done": False} for r, a in args.on]
+    readers = [threading.Thread(target=read_lines, args=(proc.stdout, out, hooks, notes)),
+               threading.Thread(target=read_lines, args=(proc.stderr, err, [], notes))]
+    for t in readers:
+        t.start()
+    failures = []
+    try:
+        proc.wait(timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        print(f"timed out after {args.timeout} s: $ {shlex.join(command)}", flush=True)
+        run_example.print_stacks(proc.pid, args.stacks_time, node_processes(args.nodes))
+        for k in range(1, args.nodes + 1):
+            cluster("kill", f"node{k}", check=False)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        failures.append(f"timed out after {args.timeout} s")
+    for t in readers:
+        t.join()
+    out, err = "".join(out), "".join(err)
+    print(f"$ PROCPOOL_CLUSTER={prefix} {shlex.join(command)}\n--- stdout ---\n{out}--- stderr ---\n{err}"
+          f"{''.join(notes)}--- exit code {proc.returncode}")
+    if proc.returncode != args.exit_code:
+        failures.append(f"exit code {proc.returncode}, expected {args.exit_code}")
+    failures += run_example.check(args, out)
+    for hook in hooks:
+        if not hook["done"]:
+            failures.append(f"--on {hook['re']!r} never matched: {hook['action']!r} not done")
+
+    # mpirun has returned: its daemons and ranks on every node end with it.
+    deadline = time.monotonic() + 5
+    while (left := node_processes(args.nodes)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid, what in sorted(left.items()):
+        failures.append(f"left behind: pid {pid} on {what}")
+    return failures
+
+
+def main():
+    parser = argparse.ArgumentParser(usage=__doc__)
+    for name in ("expect", "reject"):
+        parser.add_argument(f"--{name}", action="append", default=[])
+    for name in ("count", "before", "equal", "value-below", "value-at-least"):
+        parser.add_argument(f"--{name}", nargs=2, action="append", default=[])
+    parser.add_argument("--on", nargs=2, action="append", default=[])
+    parser.add_argument("--exit-code", type=int, default=0)
+    parser.add_argument("--timeout", type=float, default=120)
+    parser.add_argument("--stacks-time", type=float, default=30)
+    parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--mpirun", default="mpirun")
+    parser.add_argument("command", nargs="+")
+    args = parser.parse_args()
+
+    prefix = os.environ.get("PROCPOOL_CLUSTER") or "pt" + hashlib.sha1(os.getcwd().encode()).hexdigest()[:6]
+    os.environ["PROCPOOL_CLUSTER"] = prefix
+    if os.geteuid() == 0:
+        lock_fd = lock(prefix)  # noqa: F841 (held until exit)
+        cluster("down", check=False, capture=True)  # what a killed run left
+
+    started = time.monotonic()
+    up = cluster("up", str(args.nodes), check=False, capture=True)
+    if up.returncode == SKIP:
+        print(f"SKIP: {up.stderr.strip() or 'cluster.sh up: namespaces cannot be made here'}")
+        return SKIP
+    failures = []
+    try:
+        if up.returncode != 0:
+            failures.append(f"cluster.sh up {args.nodes}: exit {up.returncode}: {up.stderr.strip()}")
+        else:
+            print(f"[cluster] {up.stdout.strip()} in {time.monotonic() - started:.2f} s", flush=True)
+            failures += run(args, prefix)
+    finally:
+        started = time.monotonic()
+        down = cluster("down", check=False, capture=True)
+        print(f"[cluster] down in {time.monotonic() - started:.2f} s")
+        if down.returncode != 0:
+            failures.append(f"cluster.sh down: exit {down.returncode}: {down.stderr.strip()}")
+
+    for failure in failures:
+        print(f"FAIL: {failure}")
+    if not failures:
+        print("OK")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
