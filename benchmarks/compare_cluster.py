@@ -343,7 +343,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="short runs (--benchmark_min_time=0.2)")
     ap.add_argument("--json", default=None, help="also write the figures to this file")
     args = ap.parse_args()
-    from compare_run import gbench_value  # the same reading as compare.py's
+    from compare_run import gbench_value  # the same reading and ratios as compare.py's
+    from compare_table import fmt_ratio
 
     bench_dir = os.path.abspath(os.path.join(args.build_dir, "benchmarks"))
     try:
@@ -380,7 +381,7 @@ def main():
           "| procpool::mpi, 1 host | mpi4py.futures, 1 host |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2g}x"
+        ratio = fmt_ratio(r["ratio"])
         print(f"| {r['figure']} | {fmt(r['procpool'], r['unit'])} | {fmt(r['mpi4py'], r['unit'])} | {ratio} "
               f"| {fmt(r['procpool_one_host'], r['unit'])} | {fmt(r['mpi4py_one_host'], r['unit'])} |")
     print()
