@@ -90,7 +90,8 @@ node_processes() {  # K [keep-pid...]
     ip netns pids "$prefix-node$k" 2>/dev/null || true
     if [[ -n $init ]] && pidns=$(readlink "/proc/$init/ns/pid" 2>/dev/null); then
       pidns=${pidns/[/\\[}
-      find /proc/[0-9]*/ns -maxdepth 1 -name pid -lname "${pidns/]/\\]}" 2>/dev/null | cut -d/ -f3
+      # A process that ends during the scan makes find fail: not an error here.
+      { find /proc/[0-9]*/ns -maxdepth 1 -name pid -lname "${pidns/]/\\]}" 2>/dev/null || true; } | cut -d/ -f3
     fi
   } | sort -un | while read -r p; do
     [[ " $* " == *" $p "* ]] || echo "$p"
@@ -164,8 +165,8 @@ cmd_up() {
   fi
 
   mkdir -p "$state"
-  # The veth ends only exist in the hub and the nodes: a failed `up` leaves what `down` removes.
-  trap 'echo "cluster.sh: up failed; tearing down" >&2; cmd_down >/dev/null 2>&1 || true' ERR
+  # Whatever a failed `up` made, `down` removes (the veth ends only exist in the hub and the nodes).
+  trap 'if (($? != 0)); then echo "cluster.sh: up failed; tearing down" >&2; cmd_down >/dev/null 2>&1 || true; fi' EXIT
   {
     echo "127.0.0.1 localhost"
     echo "::1 localhost ip6-localhost ip6-loopback"
@@ -215,7 +216,7 @@ cmd_up() {
     [[ -n $init && -e $state/node$k.ready ]] || die "node$k did not start within 5 s: $(cat "$state/node$k.log")"
     echo "${init// /}" >"$state/node$k.init"
   done
-  trap - ERR
+  trap - EXIT
   echo "cluster '$prefix': $n nodes up (node1..node$n at $(address_of 1)..$(address_of "$n"))"
 }
 

@@ -1,11 +1,8 @@
 #include "engine/mpi/manager.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <climits>
-#include <csignal>
 #include <cstring>
-#include <fstream>
 #include <utility>
 
 #include "procpool/errors.hpp"
@@ -16,31 +13,19 @@ namespace {
 
 // While results are out, the manager spins this long on MPI before it
 // sleeps on its bell, and sleeps at most this long at first: its time-out,
-// doubled up to liveness_period, only guards against a ring that came too early.
+// doubled up to longest_nap, only guards against a ring that came too early.
 constexpr auto manager_spin = std::chrono::microseconds(20);
 constexpr auto first_nap = std::chrono::milliseconds(1);
+constexpr auto longest_nap = std::chrono::milliseconds(100);
 // While a rank's results are on their way, it sleeps this long at most, for
 // at most expected_for in a row.
 constexpr auto expected_nap = std::chrono::microseconds(100);
 constexpr auto expected_for = std::chrono::milliseconds(5);
-// How often, while tasks are out, rank 0 looks whether a worker on its own
-// host still exists (a rank that died under --enable-recovery says nothing).
-constexpr auto liveness_period = std::chrono::milliseconds(100);
-
-// Whether a process of this host is gone (a zombie counts as gone).
-bool process_gone(pid_t pid) {
-  if (::kill(pid, 0) != 0) return errno == ESRCH;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return true;
-  const auto paren = line.rfind(')');
-  return paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] == 'Z';
-}
 
 }  // namespace
 
-Manager::Manager(MPI_Comm comm, std::vector<WorkerInfo> workers, std::size_t max_message, RankBells* bells)
-    : comm_(comm), max_message_(max_message), workers_(workers.size()), bells_(bells) {
+Manager::Manager(MPI_Comm comm, std::vector<WorkerInfo> workers, const ManagerOptions& options, RankBells* bells)
+    : comm_(comm), max_message_(options.max_message), options_(options), workers_(workers.size()), bells_(bells) {
   for (std::size_t i = 0; i < workers.size(); ++i) workers_[i].info = std::move(workers[i]);
   released_ = std::make_shared<procpool::detail::ReleasedBlocks>([this] { release_noticed(); });
   procpool::detail::watch_released_blocks(released_);
@@ -259,7 +244,7 @@ void Manager::run() {
             return found != 0;
           },
           manager_spin, expected ? expected_nap : nap);
-      nap = woken ? std::chrono::nanoseconds(first_nap) : std::min(2 * nap, std::chrono::nanoseconds(liveness_period));
+      nap = woken ? std::chrono::nanoseconds(first_nap) : std::min(2 * nap, std::chrono::nanoseconds(longest_nap));
       rering = !woken;
       lock.lock();
       continue;
@@ -279,6 +264,7 @@ bool Manager::send_cancels_locked() {
       if (w.lost) continue;
       ControlSend& send = control_sends_.emplace_back();
       send.value = pool;
+      send.rank = w.info.rank;
       check(MPI_Isend(&send.value, sizeof send.value, MPI_BYTE, w.info.rank, tag_cancel, comm_, &send.request),
             "MPI_Isend");
       posted(w);
@@ -310,7 +296,7 @@ bool Manager::test_sends_locked() {
       // (unless it may run again, on another rank).
       t.sends.clear();
       t.block_headers = std::vector<char>();
-      if (t.retries_left == 0) {
+      if (!keeps_bytes(w, t)) {
         t.message = std::vector<char>();
         t.mapped.reset();
       }
@@ -331,41 +317,6 @@ bool Manager::test_sends_locked() {
     progress = true;
   }
   return progress;
-}
-
-void Manager::check_lost_workers_locked(std::vector<Completion>& done) {
-  const auto now = std::chrono::steady_clock::now();
-  if (now - last_liveness_check_ < liveness_period) return;
-  last_liveness_check_ = now;
-  for (Worker& w : workers_) {
-    if (w.lost || w.inflight.empty() || !w.info.same_host || !process_gone(w.info.pid)) continue;
-    // How it died is its launcher's to know (it reaps the rank), not ours:
-    // signal 0 and exit status -1 say unknown (errors.hpp).
-    lose_worker_locked(w,
-                       std::make_exception_ptr(WorkerLost("procpool::mpi: worker rank " + std::to_string(w.info.rank) +
-                                                              " (pid " + std::to_string(w.info.pid) + " on " +
-                                                              w.info.host + ") died while running the task",
-                                                          w.info.pid, 0, -1)),
-                       true, done);
-  }
-}
-
-void Manager::lose_worker_locked(Worker& worker, const std::exception_ptr& error, bool retry,
-                                 std::vector<Completion>& done) {
-  worker.lost = true;
-  for (Task& t : worker.inflight) lose_task_locked(t, error, retry, done);
-  worker.inflight.clear();
-  // Batch sends to it may never complete either: their bytes stay.
-  for (BatchSend& b : worker.batches) {
-    MPI_Request_free(&b.request);
-    graveyard_batches_.push_back(std::move(b));
-  }
-  worker.batches.clear();
-  std::erase_if(incoming_, [&](const Incoming& i) { return i.source == worker.info.rank && i.receives.empty(); });
-  if (std::all_of(workers_.begin(), workers_.end(), [](const Worker& w) { return w.lost; })) {
-    const auto none_left = std::make_exception_ptr(WorkerLost("procpool::mpi: every worker rank is gone"));
-    for (Task& t : backlog_.take_all()) fail_later(t, none_left, done);
-  }
 }
 
 void Manager::fail_all_locked(const std::exception_ptr& error, std::vector<Completion>& done) {

@@ -31,6 +31,7 @@
 #include "engine/executor/attachments.hpp"
 #include "engine/ipc/side_channel.hpp"
 #include "engine/mpi/completer.hpp"
+#include "engine/mpi/heartbeat.hpp"
 #include "engine/mpi/ledger.hpp"
 #include "engine/mpi/rank_bells.hpp"
 #include "engine/mpi/task.hpp"
@@ -49,12 +50,22 @@ struct WorkerInfo {
   std::string host;
   bool same_host = false;
   bool bell = false;  // it sleeps on its doorbell in RankBells: ring it after sending to it
+  HeartbeatAddress heartbeat;  // where it answers pings (ranks on another host)
+};
+
+struct ManagerOptions {
+  std::size_t max_message = 0;  // RuntimeOptions::max_message
+  // A rank on another host silent this long with tasks out is lost (RuntimeOptions::heartbeat_timeout).
+  std::chrono::milliseconds heartbeat_timeout{};
+  // Started by `mpirun --enable-recovery`: a lost rank's tasks fail and the
+  // pool goes on; without it, a lost rank ends the job (rank 0 aborts it).
+  bool recovery = false;
 };
 
 class Manager {
  public:
   // `bells`: rank 0's doorbells, or null (then it polls); they must outlive the manager.
-  Manager(MPI_Comm comm, std::vector<WorkerInfo> workers, std::size_t max_message, RankBells* bells);
+  Manager(MPI_Comm comm, std::vector<WorkerInfo> workers, const ManagerOptions& options, RankBells* bells);
   Manager(const Manager&) = delete;
   Manager& operator=(const Manager&) = delete;
   ~Manager();
@@ -95,6 +106,10 @@ class Manager {
     // after it fell idle (then only two tasks go out until it answers).
     std::chrono::steady_clock::duration per_task{};
     std::chrono::steady_clock::time_point busy_since{};
+    std::uint64_t messages = 0;  // task messages sent to it (Task::sent_in)
+    // Its last heartbeat answer, and rank 0's last ping to it (ranks on another host).
+    std::chrono::steady_clock::time_point heard{};
+    std::chrono::steady_clock::time_point pinged{};
   };
   // A result coming in: its first message (the header), then any pieces.
   struct Incoming {
@@ -106,6 +121,7 @@ class Manager {
   };
   struct ControlSend {
     std::uint64_t value = 0;  // a pool id, a task id or a block id
+    int rank = 0;
     MPI_Request request = MPI_REQUEST_NULL;
   };
 
@@ -138,6 +154,13 @@ class Manager {
   // sent to ranks; a task whose rank died, queued again or failed.
   bool send_task_cancels_locked();
   void lose_task_locked(Task& task, const std::exception_ptr& error, bool retry, std::vector<Completion>& done);
+  // Queues a task sent to a lost rank again, from its place in the queue;
+  // `ran`: it may have run there (it uses up one of its retries).
+  void requeue_locked(Task& task, bool ran);
+  // Whether a sent task keeps its bytes until answered, to be sent again:
+  // it has retries left, or (under recovery) its rank is on another host,
+  // whose loss gives the tasks it had not started to other ranks.
+  bool keeps_bytes(const Worker& worker, const Task& task) const noexcept;
   bool test_sends_locked();
   bool receive_locked(std::vector<Completion>& done);
   bool advance_locked(Incoming& incoming, std::vector<Completion>& done);
@@ -145,16 +168,25 @@ class Manager {
   // false if it names no task sent to `w` (then `w` is lost).
   bool answer_locked(Worker& w, const MessageHeader& header, Incoming& incoming, const char* record,
                      std::vector<Completion>& done);
+  // Liveness (manager_liveness.cpp): a rank on this host whose process is
+  // gone, a rank on another host that stopped answering heartbeats.
   void check_lost_workers_locked(std::vector<Completion>& done);
-  // `retry`: the rank died (WorkerLost), so its tasks with retries left run again.
-  void lose_worker_locked(Worker& worker, const std::exception_ptr& error, bool retry,
-                          std::vector<Completion>& done);
+  void check_heartbeats_locked(std::chrono::steady_clock::time_point now, std::vector<Completion>& done);
+  // A rank on another host went silent: its node died or was cut off.
+  void lose_node_locked(Worker& worker, std::chrono::steady_clock::duration silent, std::vector<Completion>& done);
+  // `retry`: the rank died (WorkerLost), so its tasks with retries left run
+  // again. `requeue_unstarted`: the tasks sent after the message it was
+  // running go back to the queue (a rank runs its messages in order).
+  void lose_worker_locked(Worker& worker, const std::exception_ptr& error, bool retry, std::vector<Completion>& done,
+                          bool requeue_unstarted = false);
   void fail_all_locked(const std::exception_ptr& error, std::vector<Completion>& done);
   static void fail_later(Task& task, const std::exception_ptr& error, std::vector<Completion>& done);
   void send_shutdown() noexcept;
 
   MPI_Comm comm_;
   std::size_t max_message_;
+  ManagerOptions options_;
+  HeartbeatMonitor heartbeat_;  // used on the manager thread only
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
@@ -164,7 +196,7 @@ class Manager {
   std::vector<std::uint64_t> cancels_to_send_;
   // Single tasks cancelled after they were sent: {rank, task id}.
   std::vector<std::pair<int, std::uint64_t>> task_cancels_to_send_;
-  std::deque<ControlSend> control_sends_;
+  std::list<ControlSend> control_sends_;  // a list: MPI may read `value` until its send completes
   std::list<Incoming> incoming_;
   std::list<Task> draining_;  // answered, but their sends not yet reported complete
   std::exception_ptr broken_;  // MPI failed: every task fails with this
@@ -172,9 +204,12 @@ class Manager {
   std::uint64_t next_pool_ = 1;
   bool stopping_ = false;
   std::chrono::steady_clock::time_point last_liveness_check_{};
+  std::chrono::steady_clock::time_point last_heartbeat_check_{};
   // Buffers of sends to a lost worker: they may never complete, so they are never freed.
   std::vector<Task> graveyard_;
   std::vector<BatchSend> graveyard_batches_;
+  std::list<ControlSend> graveyard_controls_;
+  std::vector<Incoming> graveyard_incoming_;  // receives from a lost rank, never completed
   RankBells* bells_;
   // Set (under mutex_) when there is new work for the manager; cleared as a pass starts.
   std::atomic<bool> kicked_{false};

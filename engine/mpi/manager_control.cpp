@@ -64,6 +64,7 @@ bool Manager::send_task_cancels_locked() {
     if (workers_[static_cast<std::size_t>(rank - 1)].lost) continue;
     ControlSend& send = control_sends_.emplace_back();
     send.value = task_id;
+    send.rank = rank;
     check(MPI_Isend(&send.value, sizeof send.value, MPI_BYTE, rank, tag_cancel_task, comm_, &send.request),
           "MPI_Isend");
     posted(workers_[static_cast<std::size_t>(rank - 1)]);
@@ -74,17 +75,28 @@ bool Manager::send_task_cancels_locked() {
 
 void Manager::lose_task_locked(Task& task, const std::exception_ptr& error, bool retry,
                                std::vector<Completion>& done) {
-  const bool sends_out = !task.sends.empty();
-  if (sends_out) {
+  if (!task.abandoned && retry && task.retries_left > 0) {
+    requeue_locked(task, true);
+    return;
+  }
+  if (!task.abandoned) fail_later(task, counting_attempts(error, task.attempts), done);
+  if (!task.sends.empty()) {
     // Its sends may never complete: their buffers must stay.
     for (MPI_Request& r : task.sends) MPI_Request_free(&r);
     task.sends.clear();
+    graveyard_.push_back(std::move(task));
   }
-  if (task.abandoned || !retry || task.retries_left == 0) {
-    if (!task.abandoned) fail_later(task, counting_attempts(error, task.attempts), done);
-    if (sends_out) graveyard_.push_back(std::move(task));
-    return;
-  }
+}
+
+bool Manager::keeps_bytes(const Worker& worker, const Task& task) const noexcept {
+  return task.retries_left > 0 || (options_.recovery && !worker.info.same_host);
+}
+
+void Manager::requeue_locked(Task& task, bool ran) {
+  // Its sends to the lost rank may never complete: their buffers must stay.
+  const bool sends_out = !task.sends.empty();
+  for (MPI_Request& r : task.sends) MPI_Request_free(&r);
+  task.sends.clear();
   // Runs again on another rank, from its place in the queue (its priority and id).
   Task again;
   again.header = task.header;
@@ -92,8 +104,8 @@ void Manager::lose_task_locked(Task& task, const std::exception_ptr& error, bool
   again.ledger = std::move(task.ledger);
   again.blocks = task.blocks;
   again.priority = task.priority;
-  again.retries_left = task.retries_left - 1;
-  again.attempts = task.attempts;
+  again.retries_left = ran ? task.retries_left - 1 : task.retries_left;
+  again.attempts = ran ? task.attempts : task.attempts - 1;
   if (!sends_out) {
     again.message = std::move(task.message);
     again.mapped = std::move(task.mapped);

@@ -67,6 +67,7 @@ bool Manager::dispatch_locked() {
       break;
     }
     progress = true;
+    ++best->messages;
     if (batch.size() > 1) {
       send_batch_locked(*best, batch);
       posted(*best);
@@ -76,6 +77,8 @@ bool Manager::dispatch_locked() {
     batch.clear();
     Task& task = best->inflight.back();
     ++task.attempts;
+    task.sent_to = best->info.rank;
+    task.sent_in = best->messages;
     send_blocks_locked(*best, task);
     post_message(comm_, best->info.rank, tag_task, task.message.data(), task.header, task.payload(), tag_task_piece,
                  task.sends);
@@ -89,12 +92,14 @@ void Manager::send_batch_locked(Worker& worker, std::vector<Task>& tasks) {
   send.bytes.resize(sizeof(MessageHeader));
   for (Task& task : tasks) {
     ++task.attempts;
+    task.sent_to = worker.info.rank;
+    task.sent_in = worker.messages;
     // Its shared values go ahead of the batch that carries it.
     send_blocks_locked(worker, task);
     std::memcpy(task.message.data(), &task.header, sizeof task.header);
     send.bytes.insert(send.bytes.end(), task.message.begin(), task.message.end());
     // Copied: only a task that may run again elsewhere keeps its bytes.
-    if (task.retries_left == 0) task.message = std::vector<char>();
+    if (!keeps_bytes(worker, task)) task.message = std::vector<char>();
     worker.inflight.push_back(std::move(task));
   }
   MessageHeader header;

@@ -45,6 +45,7 @@ bool Manager::send_forgets_locked(const std::vector<std::uint64_t>& released) {
       if (w.lost || w.blocks.erase(id) == 0) continue;
       ControlSend& send = control_sends_.emplace_back();
       send.value = id;
+      send.rank = w.info.rank;
       check(MPI_Isend(&send.value, sizeof send.value, MPI_BYTE, w.info.rank, tag_forget, comm_, &send.request),
             "MPI_Isend");
       posted(w);

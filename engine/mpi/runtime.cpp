@@ -15,6 +15,7 @@
 #include "engine/executor/payload.hpp"
 #include "engine/ipc/memfd_store.hpp"
 #include "engine/sys/constants.hpp"
+#include "engine/mpi/heartbeat.hpp"
 #include "engine/mpi/rank_bells.hpp"
 #include "engine/mpi/rank_blocks.hpp"
 #include "engine/mpi/rank_serve.hpp"
@@ -34,6 +35,7 @@ struct Hello {
   std::int32_t pid = 0;
   std::int32_t bells = 0;  // 1: it mapped rank 0's doorbells (RankBells)
   char host[64] = {};
+  HeartbeatAddress heartbeat;  // where a worker rank answers pings
 };
 
 Hello hello() {
@@ -68,6 +70,9 @@ void Runtime::start(int* argc, char*** argv, RuntimeOptions options) {
   if (options.max_message < 2 * sizeof(detail::MessageHeader) || options.max_message > INT_MAX) {
     throw ValueError("procpool::mpi::Runtime: max_message must be between 80 and INT_MAX bytes");
   }
+  if (options.heartbeat_timeout < std::chrono::milliseconds(100)) {
+    throw ValueError("procpool::mpi::Runtime: heartbeat_timeout must be at least 100 ms");
+  }
   int initialized = 0;
   MPI_Initialized(&initialized);
   if (initialized != 0) throw Error("procpool::mpi::Runtime: MPI is already initialized (one Runtime per process)");
@@ -92,6 +97,8 @@ void Runtime::start(int* argc, char*** argv, RuntimeOptions options) {
   impl_->bells.open(impl_->comm, impl_->rank, impl_->ranks);
   detail::Hello mine = detail::hello();
   mine.bells = impl_->bells.mapped() ? 1 : 0;
+  // A worker rank answers pings from here on, until it exits.
+  if (impl_->rank != 0) mine.heartbeat = detail::HeartbeatResponder(impl_->rank).address();
   std::vector<detail::Hello> all(impl_->rank == 0 ? static_cast<std::size_t>(impl_->ranks) : 0);
   check(MPI_Gather(&mine, sizeof mine, MPI_BYTE, all.data(), sizeof mine, MPI_BYTE, 0, impl_->comm), "MPI_Gather");
 
@@ -121,10 +128,16 @@ void Runtime::start(int* argc, char*** argv, RuntimeOptions options) {
   std::vector<detail::WorkerInfo> workers;
   for (int r = 1; r < impl_->ranks; ++r) {
     const detail::Hello& h = all[static_cast<std::size_t>(r)];
-    workers.push_back({r, h.pid, h.host, std::strcmp(h.host, mine.host) == 0, h.bells != 0});
+    workers.push_back({r, h.pid, h.host, std::strcmp(h.host, mine.host) == 0, h.bells != 0, h.heartbeat});
   }
   if (!workers.empty()) {
-    impl_->manager = std::make_shared<detail::Manager>(impl_->comm, std::move(workers), impl_->max_message,
+    detail::ManagerOptions manager;
+    manager.max_message = impl_->max_message;
+    manager.heartbeat_timeout = options.heartbeat_timeout;
+    // mpirun --enable-recovery says so to its ranks through this variable.
+    const char* recovery = std::getenv("OMPI_MCA_orte_enable_recovery");
+    manager.recovery = recovery != nullptr && std::strcmp(recovery, "1") == 0;
+    impl_->manager = std::make_shared<detail::Manager>(impl_->comm, std::move(workers), manager,
                                                        impl_->bells.mapped() ? &impl_->bells : nullptr);
   }
   std::lock_guard lock(detail::runtime_mutex);

@@ -4,6 +4,7 @@
 
 #include <mpi.h>
 
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -33,6 +34,8 @@ struct Task {
   int priority = 0;                // TaskOptions::priority: higher leaves the queue first
   int retries_left = 0;            // runs still allowed after a rank dies under it
   int attempts = 0;                // sent to a rank this many times
+  int sent_to = 0;                 // the rank it went to last
+  std::uint64_t sent_in = 0;       // which message to that rank it went in (Worker::messages)
 
   const char* payload() const noexcept {
     return mapped ? mapped->data() + sizeof(MessageHeader) : message.data() + sizeof(MessageHeader);

@@ -19,6 +19,7 @@
 /// SerializationError instead of calling the wrong code.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 
@@ -32,6 +33,15 @@ struct RuntimeOptions {
   /// The largest single MPI message, from 80 bytes to INT_MAX (MPI's count
   /// limit); a larger payload travels in pieces of this size.
   std::size_t max_message = std::size_t{1} << 30;
+  /// How long a worker rank on another host may stay silent, while it has
+  /// tasks out, before rank 0 takes it for lost (its node died or was cut
+  /// off): rank 0 pings it over UDP every quarter of this time, and a thread
+  /// of the rank answers whatever its task is doing. Lost under `mpirun
+  /// --enable-recovery`: its running tasks fail with WorkerLost naming its
+  /// host and rank, the ones it had not started go to other ranks, and the pool
+  /// goes on without it. Lost otherwise: rank 0 says which and aborts the
+  /// job. A loss is seen within this time plus about 10 ms. From 100 ms.
+  std::chrono::milliseconds heartbeat_timeout{2000};
 };
 
 /// MPI for this process, from the first line of main to the end of its scope.

@@ -45,7 +45,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 CLUSTER_SH = os.path.join(ROOT, "scripts", "cluster.sh")
 RSH_AGENT = os.path.join(ROOT, "scripts", "cluster_rsh.sh")
 sys.path.insert(0, os.path.join(ROOT, "tests", "examples"))
-import run_example  # noqa: E402  (its checks and its stack printer)
+import run_example  # noqa: E402  (its checks)
 
 SKIP = 77
 SUBNET = "10.250.0.0/24"  # cluster.sh's
@@ -80,6 +80,36 @@ def node_processes(nodes):
             except OSError:
                 pass
     return found
+
+
+def print_stacks(nodes, limit):
+    """Every thread's stack of every process on the nodes, through gdb run on
+    each process's own node (from outside its pid namespace gdb's thread list
+    is unreliable), all at once, each stopped after `limit` seconds. Best effort."""
+    members = node_processes(nodes)
+    print(f"--- stacks of every process on the nodes ({len(members)}), before they are killed ---", flush=True)
+    running = {}
+    for pid, what in sorted(members.items()):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                nspids = [line.split()[1:] for line in f if line.startswith("NSpid:")]
+        except OSError:
+            continue
+        if not nspids or len(nspids[0]) < 2:
+            continue  # in the node's network namespace only (nsenter waiting for its child)
+        command = [CLUSTER_SH, "exec", what.split()[0], "gdb", "-batch", "-nx", "-iex", "set debuginfod enabled off",
+                   "-ex", "thread apply all bt", "-p", nspids[0][-1]]
+        running[pid] = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.monotonic() + limit
+    for pid, gdb in running.items():
+        try:
+            out, _ = gdb.communicate(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(gdb.pid, signal.SIGKILL)
+            out, _ = gdb.communicate()
+            out += f"\n(gdb stopped after {limit} s)\n"
+        print(f"=== pid {pid} ({members[pid]}) ===\n{out}", flush=True)
 
 
 def lock(prefix):
@@ -117,7 +147,7 @@ def run(args, prefix):
         proc.wait(timeout=args.timeout)
     except subprocess.TimeoutExpired:
         print(f"timed out after {args.timeout} s: $ {shlex.join(command)}", flush=True)
-        run_example.print_stacks(proc.pid, args.stacks_time, node_processes(args.nodes))
+        print_stacks(args.nodes, args.stacks_time)
         for k in range(1, args.nodes + 1):
             cluster("kill", f"node{k}", check=False)
         os.killpg(proc.pid, signal.SIGKILL)

@@ -68,13 +68,11 @@ def session_members(sid):
             if fields[0] != "Z" and sid in (int(fields[2]), int(fields[3]))}
 
 
-def print_stacks(sid, limit, members=None):
-    """Prints every thread's stack of each process of session sid (or of
-    `members`, {pid: name}), through gdb (all at once, each stopped after
-    `limit` seconds). Best effort: a missing gdb or a denied ptrace is said,
-    and the run goes on."""
-    if members is None:
-        members = session_members(sid)
+def print_stacks(sid, limit):
+    """Prints every thread's stack of each process of session sid, through gdb
+    (all at once, each stopped after `limit` seconds). Best effort: a missing
+    gdb or a denied ptrace is said, and the run goes on."""
+    members = session_members(sid)
     print(f"--- stacks of every process still running ({len(members)}), before they are killed ---", flush=True)
     command = ["gdb", "-batch", "-nx", "-iex", "set debuginfod enabled off", "-ex", "thread apply all bt", "-p"]
     running = {}

@@ -1,0 +1,59 @@
+// Whether a worker rank on another host is still there, known without MPI:
+// Open MPI 4.1 never reports a rank whose node died or was cut off (its TCP
+// connections just fall silent), so rank 0 asks over UDP. While a rank on
+// another host has tasks out, rank 0 pings it every quarter of the time-out
+// (RuntimeOptions::heartbeat_timeout); a thread in the rank answers at once,
+// whatever its task is doing. A rank silent for the whole time-out is lost.
+// Pings and answers carry rank 0's random token and the rank, so a stray
+// datagram (another job, an address shared by two hosts) counts for nothing.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "engine/sys/unique_fd.hpp"
+
+namespace procpool::mpi::detail {
+
+// Where a rank answers: its IPv4 addresses (any of them may be the one rank
+// 0 reaches) and its UDP port, all in network byte order. Fixed layout: it
+// travels in the start-up gather (every rank runs the same build).
+struct HeartbeatAddress {
+  static constexpr int max_addresses = 8;
+  std::uint32_t ipv4[max_addresses] = {};
+  std::uint16_t port = 0;  // 0: this rank does not answer (no socket)
+  std::uint16_t count = 0;
+};
+
+// A worker rank's side: a socket on a free port of every address, and a
+// thread that answers pings for `rank` until the process exits. Never throws:
+// without a socket it does not answer (address().port is 0), and rank 0 then
+// cannot tell a silent rank from a lost one, so it does not ping it.
+class HeartbeatResponder {
+ public:
+  explicit HeartbeatResponder(int rank) noexcept;
+  HeartbeatResponder(const HeartbeatResponder&) = delete;
+  HeartbeatResponder& operator=(const HeartbeatResponder&) = delete;
+  const HeartbeatAddress& address() const noexcept { return address_; }
+
+ private:
+  HeartbeatAddress address_;
+};
+
+// Rank 0's side: pings ranks and collects their answers. Not thread-safe
+// (the manager thread alone uses it). Never throws.
+class HeartbeatMonitor {
+ public:
+  HeartbeatMonitor() noexcept;
+  bool usable() const noexcept { return static_cast<bool>(socket_); }
+  // Sends one ping for `rank` to each of its addresses; no wait.
+  void ping(int rank, const HeartbeatAddress& to) noexcept;
+  // The ranks that answered since the last call (a rank may appear more than once).
+  std::vector<int> answered() noexcept;
+
+ private:
+  procpool::detail::UniqueFd socket_;
+  std::uint64_t token_ = 0;
+};
+
+}  // namespace procpool::mpi::detail
