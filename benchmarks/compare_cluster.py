@@ -32,6 +32,7 @@ import os
 import queue
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -256,7 +257,12 @@ def measure_loss(launch, cluster, node_loss, how, what):
         result["loss_command_ms"] = (t1 - t0) / 1e6
         seen = next_line(lines, time.monotonic() + LOSS_TIMEOUT_S + 15, ("lost_at_ns", "not detected"))
         if seen is None:
-            result["error"] = "node_loss printed neither a failure nor 'not detected'"
+            try:
+                ended = proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                ended = None
+            result["error"] = ("node_loss printed neither a failure nor 'not detected'" if ended is None else
+                               f"mpirun ended the job (exit status {ended}) before rank 0 failed a task")
         elif seen.startswith("not detected"):
             result["not_detected"] = seen
         else:
@@ -273,9 +279,11 @@ def measure_loss(launch, cluster, node_loss, how, what):
             proc, what, 20 if "loss_to_failure_ms" in result else 2)
         result["load_after"] = load()
         stderr.seek(0)
-        tail = stderr.read().strip().splitlines()[-5:]
-        if tail and result["exit_status"] != 0:
-            result["stderr_tail"] = tail
+        said = [line for line in stderr.read().splitlines()
+                if line.strip() and not line.startswith("---") and "PMIX ERROR" not in line]
+        if said and result["exit_status"] != 0:
+            result["stderr_head"] = said[:3]  # e.g. Open MPI's "ORTE was unable to ..."
+            result["stderr_tail"] = said[-3:]
         stderr.close()
         shutil.rmtree(work, ignore_errors=True)
     return result
@@ -283,10 +291,11 @@ def measure_loss(launch, cluster, node_loss, how, what):
 
 # ------------------------------------------------------------------- runs ---
 
-def run_cluster(bench_dir, quick):
+def run_cluster(bench_dir, quick, loss_runs=1):
     """The cluster's figures: {"entries": Google Benchmark entries (bm_mpi's
     renamed "cluster:<name>", and one "cluster:NodeLoss/<how>" per loss with
-    real_time in ms), "futures": {"mpi4py_cluster_<key>": value},
+    real_time in ms: the median of `loss_runs` runs of each loss, of those
+    where rank 0 failed a task), "futures": {"mpi4py_cluster_<key>": value},
     "not_measured": {figure key: why}, "info": {...}}; or None (logged)
     when the cluster cannot be made here."""
     global unavailable
@@ -310,13 +319,16 @@ def run_cluster(bench_dir, quick):
                     not_measured[key] = "not measured (node_loss not built)"
             else:
                 for key, how, what in LOSSES:
-                    r = measure_loss(cluster.launch(["--enable-recovery"]), cluster, node_loss, how, what)
-                    info["losses"].append(r)
-                    if "loss_to_failure_ms" in r:
+                    runs = [measure_loss(cluster.launch(["--enable-recovery"]), cluster, node_loss, how, what)
+                            for _ in range(loss_runs)]
+                    info["losses"] += runs
+                    measured = [r["loss_to_failure_ms"] for r in runs if "loss_to_failure_ms" in r]
+                    if measured:
                         name = f"{CLUSTER}:NodeLoss/{how}"
                         entries.append(dict(name=name, run_name=name, run_type="iteration", iterations=1,
-                                            real_time=r["loss_to_failure_ms"], time_unit="ms"))
+                                            real_time=statistics.median(measured), time_unit="ms"))
                     else:
+                        r = runs[-1]
                         not_measured[key] = f"not measured ({r.get('not_detected') or r.get('error')})"
     except ClusterUnavailable as e:
         unavailable = str(e)
@@ -342,13 +354,15 @@ def main():
     ap.add_argument("--build-dir", required=True, help="meson build directory (benchmarks/bm_mpi, node_loss)")
     ap.add_argument("--quick", action="store_true", help="short runs (--benchmark_min_time=0.2)")
     ap.add_argument("--json", default=None, help="also write the figures to this file")
+    ap.add_argument("--loss-runs", type=int, default=1,
+                    help="run each node loss this many times (the figure is the median; default 1)")
     args = ap.parse_args()
     from compare_run import gbench_value  # the same reading and ratios as compare.py's
     from compare_table import fmt_ratio
 
     bench_dir = os.path.abspath(os.path.join(args.build_dir, "benchmarks"))
     try:
-        cluster = run_cluster(bench_dir, args.quick)
+        cluster = run_cluster(bench_dir, args.quick, max(1, args.loss_runs))
         if cluster is None:
             print(f"No simulated cluster here ({unavailable}): no figures.")
             return 0
@@ -386,16 +400,22 @@ def main():
               f"| {fmt(r['procpool_one_host'], r['unit'])} | {fmt(r['mpi4py_one_host'], r['unit'])} |")
     print()
     for key, how, what in LOSSES:
-        r = next((x for x in cluster["info"]["losses"] if x["how"] == how), {})
-        if "loss_to_failure_ms" in r:
-            print(f"{what} -> first task failed with WorkerLost: {r['loss_to_failure_ms']:.0f} ms "
-                  f"(causing the loss took {r['loss_command_ms']:.1f} ms; load {r['load_before']} -> {r['load_after']})")
-            print(f"    {r['worker_lost']}")
-            print(f"    {r.get('tasks')}; mpirun exit status {r['exit_status']}"
-                  f"{'' if r['job_ended'] else ' (killed: it did not end by itself)'}")
+        runs = [x for x in cluster["info"]["losses"] if x["how"] == how]
+        measured = sorted(r["loss_to_failure_ms"] for r in runs if "loss_to_failure_ms" in r)
+        if measured:
+            print(f"{what} -> first task failed with WorkerLost: median {statistics.median(measured):.0f} ms "
+                  f"of {len(measured)} of {len(runs)} runs (range {measured[0]:.0f}-{measured[-1]:.0f} ms)")
         else:
-            print(f"{what}: {cluster['not_measured'].get(key, 'not measured')}; "
-                  f"mpirun exit status {r.get('exit_status')}")
+            print(f"{what}: {cluster['not_measured'].get(key, 'not measured')}")
+        for r in runs:
+            if "loss_to_failure_ms" in r:
+                print(f"  {r['loss_to_failure_ms']:.0f} ms (causing the loss took {r['loss_command_ms']:.1f} ms; "
+                      f"load {r['load_before']} -> {r['load_after']}): {r['worker_lost']}")
+                print(f"    {r.get('tasks')}")
+            else:
+                print(f"  {r.get('not_detected') or r.get('error')}; {' / '.join(r.get('stderr_head', []))}")
+            print(f"    mpirun exit status {r.get('exit_status')}"
+                  f"{'' if r.get('job_ended') else ' (stopped by this script: it did not end by itself)'}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(rows=rows, **cluster), f, indent=2)
