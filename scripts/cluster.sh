@@ -6,7 +6,8 @@
 #   cluster.sh exec NODE CMD... runs CMD on NODE (in its namespaces, as this user, this cwd)
 #   cluster.sh status           the nodes, their addresses, links and processes
 #   cluster.sh link NODE down|up   pulls or plugs NODE's cable (the switch side of its veth)
-#   cluster.sh kill NODE        SIGKILLs every process of NODE; the node stays, empty
+#   cluster.sh kill NODE [NAME] SIGKILLs every process of NODE (the node stays, empty),
+#                               or only those named NAME (a job's ranks; Open MPI's daemon stays)
 #   cluster.sh pids NODE        the pids (as seen here) of NODE's processes, but its init
 #
 # Each node is a network namespace (eth0 at 10.250.0.(10+K)/24, lo up), a UTS
@@ -282,10 +283,25 @@ cmd_link() {
 }
 
 cmd_kill() {
-  (($# == 1)) || die "usage: cluster.sh kill NODE"
-  local k
+  (($# == 1 || $# == 2)) || die "usage: cluster.sh kill NODE [NAME]"
+  local k p pids i
   k=$(node_number "$1")
-  kill_node_processes "$k" "$(init_pid "$k")" "$(cat "$state/node$k.unshare" 2>/dev/null)"
+  if (($# == 1)); then
+    kill_node_processes "$k" "$(init_pid "$k")" "$(cat "$state/node$k.unshare" 2>/dev/null)"
+    return
+  fi
+  # Only the processes named NAME (/proc/PID/comm: an MPI job's ranks), until none is left.
+  for ((i = 0; i < 200; i++)); do
+    pids=""
+    for p in $(node_processes "$k" "$(init_pid "$k")"); do
+      [[ $(cat "/proc/$p/comm" 2>/dev/null) == "${2:0:15}" ]] && pids+=" $p"
+    done
+    [[ -z $pids ]] && return 0
+    # shellcheck disable=SC2086
+    kill -KILL $pids 2>/dev/null || true
+    sleep 0.05
+  done
+  die "node$k: processes named $2 still alive after 10 s"
 }
 
 cmd_pids() {
@@ -314,7 +330,7 @@ case $command in
   kill) cmd_kill "$@" ;;
   pids) cmd_pids "$@" ;;
   *)
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

@@ -17,7 +17,8 @@ namespace procpool::mpi::detail {
 
 namespace {
 
-constexpr std::uint32_t beat_magic = 0x70706862;  // "pphb"
+constexpr std::uint32_t beat_magic = 0x70706862;  // "pphb": a ping, or its answer
+constexpr std::uint32_t ring_magic = 0x70707262;  // "pprb": a ring
 
 // A ping, and its answer (the same bytes sent back): rank 0's token, the rank asked.
 struct Beat {
@@ -60,10 +61,11 @@ HeartbeatResponder::HeartbeatResponder(int rank) noexcept {
   if (address_.count == 0) return;
   address_.port = any.sin_port;
   try {
+    bell_ = std::make_shared<RemoteBell>();
     // Blocked in recvfrom until a ping comes: no CPU while rank 0 does not
     // ask. It lives as long as the process (exit ends it); it shares nothing
     // with the serving thread, so a task that runs for hours does not keep it from answering.
-    std::thread([fd = socket.release(), rank] {
+    std::thread([fd = socket.release(), rank, bell = bell_] {
       for (;;) {
         Beat beat;
         sockaddr_in from{};
@@ -71,7 +73,13 @@ HeartbeatResponder::HeartbeatResponder(int rank) noexcept {
         const ssize_t got =
             ::recvfrom(fd, &beat, sizeof beat, 0, reinterpret_cast<sockaddr*>(&from), &from_length);
         if (got < 0 && errno != EINTR) return;
-        if (got != static_cast<ssize_t>(sizeof beat) || beat.magic != beat_magic || beat.rank != rank) continue;
+        if (got != static_cast<ssize_t>(sizeof beat) || beat.rank != rank) continue;
+        if (beat.magic == ring_magic) {
+          bell->rings.fetch_add(1);
+          bell->bell.ring();
+          continue;
+        }
+        if (beat.magic != beat_magic) continue;
         ::sendto(fd, &beat, sizeof beat, MSG_DONTWAIT, reinterpret_cast<const sockaddr*>(&from), from_length);
       }
     }).detach();
@@ -88,9 +96,14 @@ HeartbeatMonitor::HeartbeatMonitor() noexcept
   }
 }
 
-void HeartbeatMonitor::ping(int rank, const HeartbeatAddress& to) noexcept {
+void HeartbeatMonitor::ping(int rank, const HeartbeatAddress& to) noexcept { send(beat_magic, rank, to); }
+
+void HeartbeatMonitor::ring(int rank, const HeartbeatAddress& to) noexcept { send(ring_magic, rank, to); }
+
+void HeartbeatMonitor::send(std::uint32_t kind, int rank, const HeartbeatAddress& to) noexcept {
   if (!socket_ || to.port == 0) return;
   Beat beat;
+  beat.magic = kind;
   beat.rank = rank;
   beat.token = token_;
   for (int i = 0; i < to.count && i < HeartbeatAddress::max_addresses; ++i) {
@@ -98,7 +111,8 @@ void HeartbeatMonitor::ping(int rank, const HeartbeatAddress& to) noexcept {
     address.sin_family = AF_INET;
     address.sin_port = to.port;
     address.sin_addr.s_addr = to.ipv4[i];
-    // A full socket buffer or an unreachable address: this ping is lost, the next one may pass.
+    // A full socket buffer or an unreachable address: this one is lost (a
+    // ping is sent again, a missed ring costs the sleeper's time-out).
     ::sendto(socket_.get(), &beat, sizeof beat, MSG_DONTWAIT, reinterpret_cast<const sockaddr*>(&address),
              sizeof address);
   }

@@ -118,8 +118,15 @@ void Manager::ring(const Worker& worker) noexcept {
   if (bells_ != nullptr && worker.info.bell) bells_->of(worker.info.rank).ring();
 }
 
-void Manager::posted(const Worker& worker) noexcept {
-  if (bells_ == nullptr || !worker.info.bell) return;
+void Manager::posted(Worker& worker) noexcept {
+  if (!worker.info.bell) {
+    // It sleeps on its RemoteBell once its messages paused (rank_serve.cpp).
+    const auto now = std::chrono::steady_clock::now();
+    if (now - worker.last_post >= remote_ring_after) heartbeat_.ring(worker.info.rank, worker.info.heartbeat);
+    worker.last_post = now;
+    return;
+  }
+  if (bells_ == nullptr) return;
   bells_->posted(worker.info.rank).fetch_add(1);
   bells_->of(worker.info.rank).ring();
 }
@@ -260,7 +267,7 @@ void Manager::run() {
 bool Manager::send_cancels_locked() {
   if (cancels_to_send_.empty()) return false;
   for (const std::uint64_t pool : cancels_to_send_) {
-    for (const Worker& w : workers_) {
+    for (Worker& w : workers_) {
       if (w.lost) continue;
       ControlSend& send = control_sends_.emplace_back();
       send.value = pool;
@@ -347,7 +354,7 @@ void Manager::send_shutdown() noexcept {
     // Tells the workers whether a rank died: they then skip MPI_Finalize too.
     const char rank_lost = lost_a_rank() ? 1 : 0;
     std::vector<MPI_Request> requests;
-    for (const Worker& w : workers_) {
+    for (Worker& w : workers_) {
       if (w.lost) continue;
       MPI_Request request = MPI_REQUEST_NULL;
       check(MPI_Isend(&rank_lost, 1, MPI_BYTE, w.info.rank, tag_shutdown, comm_, &request), "MPI_Isend");

@@ -110,6 +110,8 @@ class Manager {
     // Its last heartbeat answer, and rank 0's last ping to it (ranks on another host).
     std::chrono::steady_clock::time_point heard{};
     std::chrono::steady_clock::time_point pinged{};
+    // When rank 0 last posted a message to it (a rank without the bells: see remote_ring_after).
+    std::chrono::steady_clock::time_point last_post{};
   };
   // A result coming in: its first message (the header), then any pieces.
   struct Incoming {
@@ -140,7 +142,7 @@ class Manager {
   void wake_locked();
   void ring(const Worker& worker) noexcept;
   // After posting a message `worker` probes for: counts it (RankBells::posted) and rings.
-  void posted(const Worker& worker) noexcept;
+  void posted(Worker& worker) noexcept;
   bool dispatch_locked();
   std::size_t depth(const Worker& worker) const noexcept;
   void send_batch_locked(Worker& worker, std::vector<Task>& tasks);

@@ -156,7 +156,7 @@ class ResultBatch {
 
 }  // namespace
 
-bool serve(MPI_Comm comm, std::size_t max_message, RankBells& bells, int rank) {
+bool serve(MPI_Comm comm, std::size_t max_message, RankBells& bells, int rank, RemoteBell* remote) {
   const auto pid = static_cast<std::int32_t>(::getpid());
   procpool::detail::MemfdStore spill;
   OutputBuffer out(&spill);
@@ -176,6 +176,7 @@ bool serve(MPI_Comm comm, std::size_t max_message, RankBells& bells, int rank) {
   auto expected_since = std::chrono::steady_clock::time_point{};
   Backoff idle;
   auto nap = first_nap;
+  auto last_message = std::chrono::steady_clock::now();
   auto last_cancel_check = std::chrono::steady_clock::time_point{};
   serve_shared_blocks();
 
@@ -233,28 +234,40 @@ bool serve(MPI_Comm comm, std::size_t max_message, RankBells& bells, int rank) {
       results.reap();
       cancelled_tasks.clear();
       if (mine == nullptr) {
-        idle.pause();
-        continue;
-      }
-      // Asleep until rank 0 rings (after it sends here); the time-out only
-      // guards against a ring that came before its message could be seen.
-      // Rank 0 has posted a message not seen yet: it is on its way, so the
-      // rank only dozes (for a while: a count gone wrong must not keep it
-      // from sleeping for good).
-      const auto wait_start = std::chrono::steady_clock::now();
-      const bool fresh = bells.posted(rank).load() != taken;
-      if (!fresh) expected_since = {};
-      if (fresh && expected_since == std::chrono::steady_clock::time_point{}) expected_since = wait_start;
-      const bool expected = fresh && wait_start - expected_since < expected_for;
-      if (!mine->wait(probe, rank_spin,
-                      expected ? std::chrono::nanoseconds(expected_nap) : std::chrono::nanoseconds(nap)) &&
-          !expected) {
-        nap = std::min(2 * nap, longest_nap);
+        if (remote == nullptr || std::chrono::steady_clock::now() - last_message < remote_poll_for) {
+          idle.pause();
+          continue;
+        }
+        const std::uint64_t rings = remote->rings.load();
+        remote->bell.wait(probe, std::chrono::nanoseconds(0), std::chrono::nanoseconds(nap));
+        if (remote->rings.load() != rings) {
+          // Rung: a message is on its way (UDP may overtake it), so poll again.
+          last_message = std::chrono::steady_clock::now();
+        } else {
+          nap = std::min(2 * nap, longest_nap);
+        }
+      } else {
+        // Asleep until rank 0 rings (after it sends here); the time-out only
+        // guards against a ring that came before its message could be seen.
+        // Rank 0 has posted a message not seen yet: it is on its way, so the
+        // rank only dozes (for a while: a count gone wrong must not keep it
+        // from sleeping for good).
+        const auto wait_start = std::chrono::steady_clock::now();
+        const bool fresh = bells.posted(rank).load() != taken;
+        if (!fresh) expected_since = {};
+        if (fresh && expected_since == std::chrono::steady_clock::time_point{}) expected_since = wait_start;
+        const bool expected = fresh && wait_start - expected_since < expected_for;
+        if (!mine->wait(probe, rank_spin,
+                        expected ? std::chrono::nanoseconds(expected_nap) : std::chrono::nanoseconds(nap)) &&
+            !expected) {
+          nap = std::min(2 * nap, longest_nap);
+        }
       }
       if (found == 0) continue;
     }
     idle.reset();
     nap = first_nap;
+    last_message = std::chrono::steady_clock::now();
     int count = 0;
     check(MPI_Get_count(&status, MPI_BYTE, &count), "MPI_Get_count");
     message.resize(static_cast<std::size_t>(count));

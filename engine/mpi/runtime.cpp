@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <optional>
 #include <set>
 
 #include "engine/executor/payload.hpp"
@@ -98,7 +99,8 @@ void Runtime::start(int* argc, char*** argv, RuntimeOptions options) {
   detail::Hello mine = detail::hello();
   mine.bells = impl_->bells.mapped() ? 1 : 0;
   // A worker rank answers pings from here on, until it exits.
-  if (impl_->rank != 0) mine.heartbeat = detail::HeartbeatResponder(impl_->rank).address();
+  std::optional<detail::HeartbeatResponder> responder;
+  if (impl_->rank != 0) mine.heartbeat = responder.emplace(impl_->rank).address();
   std::vector<detail::Hello> all(impl_->rank == 0 ? static_cast<std::size_t>(impl_->ranks) : 0);
   check(MPI_Gather(&mine, sizeof mine, MPI_BYTE, all.data(), sizeof mine, MPI_BYTE, 0, impl_->comm), "MPI_Gather");
 
@@ -106,7 +108,7 @@ void Runtime::start(int* argc, char*** argv, RuntimeOptions options) {
     int status = 0;
     bool rank_lost = false;
     try {
-      rank_lost = detail::serve(impl_->comm, impl_->max_message, impl_->bells, impl_->rank);
+      rank_lost = detail::serve(impl_->comm, impl_->max_message, impl_->bells, impl_->rank, responder->bell());
     } catch (const std::exception& e) {
       std::fprintf(stderr, "procpool::mpi: worker rank %d: %s\n", impl_->rank, e.what());
       MPI_Abort(MPI_COMM_WORLD, 1);

@@ -16,6 +16,8 @@ Options:
   --on RE ACTION       once RE first matches a line of stdout, runs
                        `cluster.sh ACTION` (e.g. "kill node3", "link node2 down")
                        from outside the nodes; may repeat
+  --exit-nonzero       any exit code but 0 (mpirun's own, when it ends a job)
+  --expect-stderr RE   RE must match a line of stderr (mpirun's messages); may repeat
   --exit-code, --timeout, --stacks-time and the checks (--expect, --reject,
   --count, ...): as in tests/examples/run_example.py. On a time-out, the
   stacks are those of every process on every node.
@@ -158,9 +160,15 @@ def run(args, prefix):
     out, err = "".join(out), "".join(err)
     print(f"$ PROCPOOL_CLUSTER={prefix} {shlex.join(command)}\n--- stdout ---\n{out}--- stderr ---\n{err}"
           f"{''.join(notes)}--- exit code {proc.returncode}")
-    if proc.returncode != args.exit_code:
+    if args.exit_nonzero:
+        if proc.returncode == 0:
+            failures.append("exit code 0, expected another")
+    elif proc.returncode != args.exit_code:
         failures.append(f"exit code {proc.returncode}, expected {args.exit_code}")
     failures += run_example.check(args, out)
+    for pattern in args.expect_stderr:
+        if not re.search(pattern, err, re.MULTILINE):
+            failures.append(f"expected on stderr {pattern!r}")
     for hook in hooks:
         if not hook["done"]:
             failures.append(f"--on {hook['re']!r} never matched: {hook['action']!r} not done")
@@ -182,6 +190,8 @@ def main():
         parser.add_argument(f"--{name}", nargs=2, action="append", default=[])
     parser.add_argument("--on", nargs=2, action="append", default=[])
     parser.add_argument("--exit-code", type=int, default=0)
+    parser.add_argument("--exit-nonzero", action="store_true")
+    parser.add_argument("--expect-stderr", action="append", default=[])
     parser.add_argument("--timeout", type=float, default=120)
     parser.add_argument("--stacks-time", type=float, default=30)
     parser.add_argument("--nodes", type=int, default=3)

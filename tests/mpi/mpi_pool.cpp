@@ -461,8 +461,8 @@ TEST_CASE("mpi - an idle pool leaves every rank nearly idle" * doctest::timeout(
   for (std::size_t i = 0; i < shares.size(); ++i) {
     const std::string who = i == 0 ? std::string("rank 0") : "worker " + std::to_string(i);
     MESSAGE(who << " idle CPU: " << shares[i] * 100 << "%");
-    // The ranks sleep on their doorbells (about 0.01%), or poll when rank 0
-    // is on another host; a tick is 0.33% here.
+    // The ranks sleep on their doorbells (about 0.01%); across hosts, they
+    // poll for 100 ms, then sleep until rank 0 rings them over UDP. A tick is 0.33% here.
     CHECK(shares[i] < 0.03);
   }
 }
