@@ -133,16 +133,16 @@ class SimulatedCluster:
             log("compare_cluster.py: warning: cluster.sh down timed out")
 
     def pids(self, node):
-        # The exit status is not looked at: cluster.sh pids (h1's 0451d87)
-        # exits 1 where find cannot read /proc/1/ns, even when it lists them.
+        # The exit status is not looked at: cluster.sh pids (at h1's 0451d87)
+        # exited 1 here even when it listed processes (find could not read /proc/1/ns).
         return [int(p) for p in self.sh("pids", node, check=False).stdout.split()]
 
     def kill(self, node):
         """Every process of `node` SIGKILLed, as one instant as this process
         can make it; returns (CLOCK_REALTIME ns when the kills were sent, how
-        many, ns the kills took to send). Then makes sure, for up to 5 s, that none is left (cluster.sh
-        kill, whose exit status is not looked at either: at 0451d87 it exits
-        1 before killing anything where find cannot read /proc/1/ns)."""
+        many, ns the kills took to send). Then makes sure, for up to 5 s,
+        that none is left (cluster.sh kill, whose exit status is not looked
+        at either: it exited 1 here when no process was left to kill)."""
         pids = self.pids(node)
         first = time.time_ns()
         for pid in pids:
