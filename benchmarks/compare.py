@@ -24,6 +24,14 @@ cores, but for the MPI runs under load, on purpose):
                                      both again (throughput, round trip) while
                                      two busy loops that compare.py starts
                                      and stops share the cores
+  * compare_cluster.py's run_cluster, unless --no-cluster (or --no-mpi):
+                                     bm_mpi's throughput and round trip and
+                                     mpi4py.futures across 3 simulated hosts
+                                     over TCP (scripts/cluster.sh; needs
+                                     root), and the time from a node's loss
+                                     to failed tasks (node_loss); its rows
+                                     are left out, with the reason, where
+                                     the cluster cannot be made
 then prints a markdown table (with each figure's targets, met or not), and
 writes DIR/comparison.json, DIR/comparison.png, DIR/echo_sizes.png (the
 echo's bytes/s against payload size, 1 KiB to 256 MiB, log-log) and
@@ -53,6 +61,7 @@ import sys
 from compare_figures import (FIGURES, KEPT_HEAP_TUNABLES, SWEEPS, UNITS, CompareError,
                              evaluate_targets, log, ratio)
 from compare_plot import plot, plot_sweep, plot_title, sweep_points
+from compare_cluster import run_cluster
 from compare_run import (QUICK_MIN_TIME, check_binary, gbench_figure, python_figure,
                          run_gbench, run_kept_heap, run_mpi, run_python)
 from compare_table import markdown_table
@@ -90,7 +99,9 @@ def main():
                     help="where to write comparison.json / comparison.png "
                          "(default BUILD/benchmark-results)")
     ap.add_argument("--no-mpi", action="store_true",
-                    help="skip procpool::mpi and mpi4py.futures (run_mpi)")
+                    help="skip procpool::mpi and mpi4py.futures (run_mpi), and the cluster")
+    ap.add_argument("--no-cluster", action="store_true",
+                    help="skip the simulated 3-host cluster (compare_cluster.py)")
     args = ap.parse_args()
 
     bench_dir = os.path.join(args.build_dir, "benchmarks")
@@ -121,18 +132,25 @@ def main():
         if mpi:
             pp += mpi[0]
             py = dict(py, **mpi[1])
+        cluster = None if not mpi or args.no_cluster else run_cluster(bench_dir, args.quick)
+        if cluster:
+            pp += cluster["entries"]
+            py = dict(py, **cluster["futures"])
 
         rows, missing = [], []
-        figs = [f for f in FIGURES if mpi or not f.get("mpi")]
+        figs = [f for f in FIGURES
+                if (mpi or not f.get("mpi")) and (cluster or not f.get("cluster"))]
         for fig in figs:
             row = {k: fig[k] for k in ("key", "title", "kind")}
             row["unit"] = UNITS[fig["kind"]]
             if "sweep" in fig:
                 row["sweep"] = list(fig["sweep"])
-            if args.quick and not fig.get("quick", True):
+            skipped = ("not measured (--quick)" if args.quick and not fig.get("quick", True)
+                       else (cluster or {}).get("not_measured", {}).get(fig["key"]))
+            if skipped:
                 for side in ("procpool", "thread_pool", "python"):
                     row[side] = None
-                row["not_measured"] = "not measured (--quick)"
+                row["not_measured"] = skipped
                 row["procpool_vs_python"] = row["procpool_vs_thread_pool"] = None
                 rows.append(row)
                 continue
@@ -180,6 +198,10 @@ def main():
           f"{sum(1 for t in targets if t['met'] is False)} NOT met, "
           f"{sum(1 for t in targets if t['met'] is None)} without a value "
           f"(of {len(targets)}).")
+    if cluster:
+        info = cluster["info"]
+        print(f"Cluster rows: {info['simulation']}. Load (uptime) {info['load_before']} before, "
+              f"{info['load_after']} after.")
 
     os.makedirs(out_dir, exist_ok=True)
     json_path = os.path.join(out_dir, "comparison.json")
@@ -193,6 +215,7 @@ def main():
             "quick": args.quick,
             "kept_heap_env": {"GLIBC_TUNABLES": KEPT_HEAP_TUNABLES},
             **{f"{name}_sweep": sweep_points(rows, name) for name in SWEEPS},
+            "cluster": cluster["info"] if cluster else None,
             "figures": rows,
         }, f, indent=2)
         f.write("\n")

@@ -322,6 +322,38 @@ FIGURES += [
          procpool="BM_MpiGetThenSubmitChain", thread_pool=None, python=None),
 ]
 
+# procpool::mpi across 3 simulated hosts over TCP, one rank per host
+# (compare_cluster.py: scripts/cluster.sh, root only), beside mpi4py.futures
+# in the same setting; the one-host rows above are the reference (refs=).
+# No real latency or bandwidth limit: a lower bound of the overhead. Then the
+# time from a node's loss to rank 0 failing its first task with WorkerLost
+# (node_loss, mpirun --enable-recovery). Left out where the cluster cannot
+# be made, with --no-cluster and with --no-mpi.
+FIGURES += [
+    dict(key="cluster_apply_async_noop",
+         title="3 simulated hosts over TCP: apply_async no-op throughput (Python: mpi4py.futures)",
+         kind="throughput", mpi=True, cluster=True, plot=False,
+         procpool="cluster:BM_MpiApplyAsyncNoop",
+         thread_pool=None,
+         python="mpi4py_cluster_submit_noop_tasks_per_s",
+         refs=["mpi_apply_async_noop"]),
+    dict(key="cluster_roundtrip",
+         title="3 simulated hosts over TCP: round trip latency (Python: mpi4py.futures)",
+         kind="latency", mpi=True, cluster=True, plot=False,
+         procpool="cluster:BM_MpiRoundTrip",
+         thread_pool=None,
+         python="mpi4py_cluster_roundtrip_us",
+         refs=["mpi_roundtrip"]),
+    dict(key="cluster_node_killed",
+         title="3 simulated hosts: every process of a node killed, to its first task failed (WorkerLost)",
+         kind="latency", mpi=True, cluster=True, plot=False,
+         procpool="cluster:NodeLoss/kill", thread_pool=None, python=None),
+    dict(key="cluster_link_down",
+         title="3 simulated hosts: a node's link down, to its first task failed (WorkerLost)",
+         kind="latency", mpi=True, cluster=True, plot=False,
+         procpool="cluster:NodeLoss/link", thread_pool=None, python=None),
+]
+
 # How a target of="figure" names the figure it divides by.
 FIGURE_NAMES = {
     "fresh_vector_16mib": "the fresh-vector floor",

@@ -23,13 +23,16 @@ QUICK_FILTER = "-Batch/(1000000|10000000)/"
 
 # ---------------------------------------------------------------- running ---
 
-def run(cmd, what, env=None):
+def run(cmd, what, env=None, timeout=None):
     """Run cmd (with `env` added to the environment), return its stdout;
-    raise CompareError on any failure."""
+    raise CompareError on any failure, or when it runs past `timeout` s."""
     log(f"compare.py: running {what}: {' '.join(cmd)}")
     try:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env={**os.environ, **env} if env else None)
+                              text=True, env={**os.environ, **env} if env else None,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise CompareError(f"{what} ran past its {timeout} s: {' '.join(cmd)}") from e
     except OSError as e:
         raise CompareError(f"cannot run {what} ({cmd[0]}): {e}") from e
     if proc.returncode != 0:
@@ -120,16 +123,19 @@ def stop_busy_loops(procs):
         p.wait()
 
 
-def run_mpi_pair(launch, bm_mpi, quick, prefix, bench_filter=None):
+def run_mpi_pair(launch, bm_mpi, quick, prefix, bench_filter=None, env=None, timeout=None):
     """One bm_mpi run and one mpi4py.futures run; bm_mpi's entries and
-    mpi4py's keys get `prefix` (e.g. "loaded:" / "mpi4py_loaded_")."""
+    mpi4py's keys get `prefix` (e.g. "loaded:" / "mpi4py_loaded_"). `env`
+    replaces MPI_ENV (compare_cluster.py: the cluster's subnet, not lo);
+    `timeout` bounds each run (seconds)."""
+    env = env or MPI_ENV
     cmd = launch + [bm_mpi, "--benchmark_format=json"]
     if bench_filter:
         cmd.append(f"--benchmark_filter={bench_filter}")
     if quick:
         cmd.append(f"--benchmark_min_time={QUICK_MIN_TIME}")
     what = "procpool::mpi (bm_mpi)" + (f", {prefix.rstrip(':')}" if prefix else "")
-    entries = json.loads(run(cmd, what, env=MPI_ENV)).get("benchmarks", [])
+    entries = json.loads(run(cmd, what, env=env, timeout=timeout)).get("benchmarks", [])
     for e in entries:
         for field in ("name", "run_name"):
             if prefix and field in e:
@@ -140,7 +146,7 @@ def run_mpi_pair(launch, bm_mpi, quick, prefix, bench_filter=None):
         python = "/usr/bin/python3"
     cmd = launch + [python, "-m", "mpi4py.futures", os.path.join(HERE, "python_mpi_futures.py")]
     out = run(cmd + (["--quick"] if quick else []), "mpi4py.futures" + (f", {prefix.rstrip(':')}" if prefix else ""),
-              env=MPI_ENV)
+              env=env, timeout=timeout)
     futures = json.loads(out.strip().splitlines()[-1])
     key_prefix = "mpi4py_" + (prefix.rstrip(":") + "_" if prefix else "")
     return entries, {f"{key_prefix}{k}": v for k, v in futures.items()}

@@ -84,6 +84,6 @@ def markdown_table(rows):
         cells += [fmt_value(r["kind"], r[side]) for side, _ in SIDES]
         cells += [fmt_ratio(r["procpool_vs_python"]),
                   fmt_ratio(r["procpool_vs_thread_pool"])]
-        cells.append("; ".join(fmt_target(r["kind"], t) for t in r["targets"]) or "-")
+        cells.append("; ".join(fmt_target(r["kind"], t) for t in r["targets"]) or r.get("not_measured") or "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
