@@ -174,7 +174,9 @@ class Manager {
   // Liveness (manager_liveness.cpp): a rank on this host whose process is
   // gone, a rank on another host that stopped answering heartbeats.
   void check_lost_workers_locked(std::vector<Completion>& done);
-  void check_heartbeats_locked(std::chrono::steady_clock::time_point now, std::vector<Completion>& done);
+  // `gap`: the time since the last call (a long one was rank 0's own delay).
+  void check_heartbeats_locked(std::chrono::steady_clock::time_point now, std::chrono::steady_clock::duration gap,
+                               std::vector<Completion>& done);
   // A rank on another host went silent: its node died or was cut off.
   void lose_node_locked(Worker& worker, std::chrono::steady_clock::duration silent, std::vector<Completion>& done);
   // `retry`: the rank died (WorkerLost), so its tasks with retries left run

@@ -46,9 +46,9 @@ bool process_gone(pid_t pid) {
 
 void Manager::check_lost_workers_locked(std::vector<Completion>& done) {
   const auto now = std::chrono::steady_clock::now();
-  if (now - last_heartbeat_check_ >= heartbeat_period) {
+  if (const auto gap = now - last_heartbeat_check_; gap >= heartbeat_period) {
     last_heartbeat_check_ = now;
-    check_heartbeats_locked(now, done);
+    check_heartbeats_locked(now, gap, done);
   }
   if (now - last_liveness_check_ < liveness_period) return;
   last_liveness_check_ = now;
@@ -65,7 +65,8 @@ void Manager::check_lost_workers_locked(std::vector<Completion>& done) {
   }
 }
 
-void Manager::check_heartbeats_locked(std::chrono::steady_clock::time_point now, std::vector<Completion>& done) {
+void Manager::check_heartbeats_locked(std::chrono::steady_clock::time_point now,
+                                      std::chrono::steady_clock::duration gap, std::vector<Completion>& done) {
   // Without a socket rank 0 hears no answer: silence would mean nothing.
   if (!heartbeat_.usable()) return;
   for (const int rank : heartbeat_.answered()) {
@@ -73,6 +74,10 @@ void Manager::check_heartbeats_locked(std::chrono::steady_clock::time_point now,
   }
   const auto ping_every = options_.heartbeat_timeout / 4;
   for (Worker& w : workers_) {
+    // Rank 0 itself was held up since the last look (a slow MPI call, a
+    // starved core): it neither pinged nor read, so the ranks' silence over
+    // that gap says nothing of them. They get a fresh ping and most of a time-out.
+    if (gap > ping_every) w.heard = std::max(w.heard, now - ping_every);
     if (w.lost || w.inflight.empty() || w.info.same_host || w.info.heartbeat.port == 0) continue;
     // Silent since its last answer, result, or the first task sent to it after it was idle.
     const auto silent = now - std::max(w.heard, w.busy_since);

@@ -66,8 +66,12 @@ int main(int argc, char** argv) {
   std::printf("results: ok %d, lost %d, wrong %d, other %d, end %s\n", ok, lost, wrong, other, at_end ? "yes" : "no");
   if (lost > 0) std::printf("WorkerLost: %s\n", first_lost.c_str());
   // The survivor takes what comes next.
-  int sum = 0;
-  for (int v : pool.map(square, std::vector<int>{1, 2, 3, 4})) sum += v;
-  std::printf("after: %d\n", sum);
+  try {
+    int sum = 0;
+    for (int v : pool.map(square, std::vector<int>{1, 2, 3, 4})) sum += v;
+    std::printf("after: %d\n", sum);
+  } catch (const std::exception& e) {
+    std::printf("after: %s\n", e.what());
+  }
   return 0;
 }

@@ -103,15 +103,7 @@ def print_stacks(nodes, limit):
                    "-ex", "thread apply all bt", "-p", nspids[0][-1]]
         running[pid] = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    deadline = time.monotonic() + limit
-    for pid, gdb in running.items():
-        try:
-            out, _ = gdb.communicate(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            os.killpg(gdb.pid, signal.SIGKILL)
-            out, _ = gdb.communicate()
-            out += f"\n(gdb stopped after {limit} s)\n"
-        print(f"=== pid {pid} ({members[pid]}) ===\n{out}", flush=True)
+    run_example.print_gdb_outputs(running, members, limit)
 
 
 def lock(prefix):

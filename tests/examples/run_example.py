@@ -83,6 +83,12 @@ def print_stacks(sid, limit):
         except OSError as e:
             print(f"no stacks: cannot run gdb ({e}); scripts/setup.sh installs it", flush=True)
             break
+    # gdb says it itself when ptrace is denied ("ptrace: Operation not permitted").
+    print_gdb_outputs(running, members, limit)
+
+
+def print_gdb_outputs(running, members, limit):
+    """Prints each {pid: gdb Popen}'s output, waiting at most `limit` seconds for them all."""
     deadline = time.monotonic() + limit
     for pid, gdb in running.items():
         try:
@@ -91,7 +97,6 @@ def print_stacks(sid, limit):
             os.killpg(gdb.pid, signal.SIGKILL)
             out, _ = gdb.communicate()
             out += f"\n(gdb stopped after {limit} s)\n"
-        # gdb says it itself when ptrace is denied ("ptrace: Operation not permitted").
         print(f"=== pid {pid} ({members[pid]}) ===\n{out}", flush=True)
 
 
