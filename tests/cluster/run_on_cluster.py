@@ -216,11 +216,7 @@ def main():
         if down.returncode != 0:
             failures.append(f"cluster.sh down: exit {down.returncode}: {down.stderr.strip()}")
 
-    for failure in failures:
-        print(f"FAIL: {failure}")
-    if not failures:
-        print("OK")
-    return 1 if failures else 0
+    return run_example.report(failures)
 
 
 if __name__ == "__main__":

@@ -100,6 +100,15 @@ def print_gdb_outputs(running, members, limit):
         print(f"=== pid {pid} ({members[pid]}) ===\n{out}", flush=True)
 
 
+def report(failures):
+    """Prints each failure, or OK; the exit status to give."""
+    for failure in failures:
+        print(f"FAIL: {failure}")
+    if not failures:
+        print("OK")
+    return 1 if failures else 0
+
+
 def leftovers(grace):
     """Reaps orphans handed to us; returns those still alive after grace seconds."""
     deadline = time.monotonic() + grace
@@ -203,11 +212,7 @@ def main():
         os.kill(pid, signal.SIGKILL)
     leftovers(grace=2.0)
 
-    for failure in failures:
-        print(f"FAIL: {failure}")
-    if not failures:
-        print("OK")
-    return 1 if failures else 0
+    return report(failures)
 
 
 if __name__ == "__main__":
