@@ -20,4 +20,8 @@ TEST_CASE("mpi - without mpirun there is no worker rank; one Runtime per process
   procpool::mpi::RuntimeOptions too_large;
   too_large.max_message = std::size_t{1} << 31;
   CHECK_THROWS_AS(procpool::mpi::Runtime(argc, argv, too_large), procpool::ValueError);
+  procpool::mpi::RuntimeOptions too_short;
+  too_short.heartbeat_timeout = std::chrono::milliseconds(50);
+  CHECK_THROWS_WITH_AS(procpool::mpi::Runtime(argc, argv, too_short), doctest::Contains("heartbeat_timeout"),
+                       procpool::ValueError);
 }
