@@ -23,7 +23,10 @@ Options:
   stacks are those of every process on every node.
 
 Besides the checks: no process may be left on any node once mpirun has
-returned (after a short grace), and the cluster must come down cleanly.
+returned (after a short grace), and the cluster must come down cleanly. A
+run whose mpirun itself dies of SIGSEGV, SIGABRT or SIGBUS (Open MPI 4.1.4's
+mpirun crashes now and then when a rank dies) is repeated once, on a fresh
+cluster, and says so; a second crash fails the test.
 
 The cluster's name prefix is PROCPOOL_CLUSTER if set, else one derived from
 the working directory (meson's build folder), so that runs from two build
@@ -171,7 +174,9 @@ def run(args, prefix):
         time.sleep(0.1)
     for pid, what in sorted(left.items()):
         failures.append(f"left behind: pid {pid} on {what}")
-    return failures
+    # mpirun is the command's last process: a crash signal there is its own (a time-out's kill is SIGKILL).
+    crashed = proc.returncode in (-signal.SIGSEGV, -signal.SIGABRT, -signal.SIGBUS)
+    return failures, crashed
 
 
 def main():
@@ -197,25 +202,33 @@ def main():
         lock_fd = lock(prefix)  # noqa: F841 (held until exit)
         cluster("down", check=False, capture=True)  # what a killed run left
 
-    started = time.monotonic()
-    up = cluster("up", str(args.nodes), check=False, capture=True)
-    if up.returncode == SKIP:
-        print(f"SKIP: {up.stderr.strip() or 'cluster.sh up: namespaces cannot be made here'}")
-        return SKIP
-    failures = []
-    try:
-        if up.returncode != 0:
-            failures.append(f"cluster.sh up {args.nodes}: exit {up.returncode}: {up.stderr.strip()}")
-        else:
-            print(f"[cluster] {up.stdout.strip()} in {time.monotonic() - started:.2f} s", flush=True)
-            failures += run(args, prefix)
-    finally:
+    for attempt in (1, 2):
         started = time.monotonic()
-        down = cluster("down", check=False, capture=True)
-        print(f"[cluster] down in {time.monotonic() - started:.2f} s")
-        if down.returncode != 0:
-            failures.append(f"cluster.sh down: exit {down.returncode}: {down.stderr.strip()}")
-
+        up = cluster("up", str(args.nodes), check=False, capture=True)
+        if up.returncode == SKIP:
+            print(f"SKIP: {up.stderr.strip() or 'cluster.sh up: namespaces cannot be made here'}")
+            return SKIP
+        failures, mpirun_crashed = [], False
+        try:
+            if up.returncode != 0:
+                failures.append(f"cluster.sh up {args.nodes}: exit {up.returncode}: {up.stderr.strip()}")
+            else:
+                print(f"[cluster] {up.stdout.strip()} in {time.monotonic() - started:.2f} s", flush=True)
+                failures, mpirun_crashed = run(args, prefix)
+        finally:
+            started = time.monotonic()
+            down = cluster("down", check=False, capture=True)
+            print(f"[cluster] down in {time.monotonic() - started:.2f} s")
+            if down.returncode != 0:
+                failures.append(f"cluster.sh down: exit {down.returncode}: {down.stderr.strip()}")
+        if not (failures and mpirun_crashed and attempt == 1):
+            break
+        # Open MPI 4.1.4's mpirun itself crashes now and then when a rank
+        # dies (SIGSEGV in pmix_server_log_fn, relaying the "peer hung up"
+        # message: seen once in 20 runs of a killed rank). Not procpool's
+        # doing, and not what the test asks: it runs once more, saying so.
+        print("[cluster] mpirun itself died of a signal (an Open MPI crash): the test runs once more, "
+              "on a fresh cluster", flush=True)
     return run_example.report(failures)
 
 
