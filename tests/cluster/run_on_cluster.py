@@ -25,8 +25,8 @@ Options:
 Besides the checks: no process may be left on any node once mpirun has
 returned (after a short grace), and the cluster must come down cleanly. A
 run whose mpirun itself dies of SIGSEGV, SIGABRT or SIGBUS (Open MPI 4.1.4's
-mpirun crashes now and then when a rank dies) is repeated once, on a fresh
-cluster, and says so; a second crash fails the test.
+mpirun crashes now and then when a rank dies) is repeated on a fresh
+cluster, up to three runs in all, and says so; a third crash fails the test.
 
 The cluster's name prefix is PROCPOOL_CLUSTER if set, else one derived from
 the working directory (meson's build folder), so that runs from two build
@@ -202,7 +202,7 @@ def main():
         lock_fd = lock(prefix)  # noqa: F841 (held until exit)
         cluster("down", check=False, capture=True)  # what a killed run left
 
-    for attempt in (1, 2):
+    for attempt in (1, 2, 3):
         started = time.monotonic()
         up = cluster("up", str(args.nodes), check=False, capture=True)
         if up.returncode == SKIP:
@@ -221,13 +221,13 @@ def main():
             print(f"[cluster] down in {time.monotonic() - started:.2f} s")
             if down.returncode != 0:
                 failures.append(f"cluster.sh down: exit {down.returncode}: {down.stderr.strip()}")
-        if not (failures and mpirun_crashed and attempt == 1):
+        if not (failures and mpirun_crashed and attempt < 3):
             break
         # Open MPI 4.1.4's mpirun itself crashes now and then when a rank
         # dies (SIGSEGV in pmix_server_log_fn, relaying the "peer hung up"
-        # message: seen once in 20 runs of a killed rank). Not procpool's
-        # doing, and not what the test asks: it runs once more, saying so.
-        print("[cluster] mpirun itself died of a signal (an Open MPI crash): the test runs once more, "
+        # message: 3 of 30 runs of a killed rank). Not procpool's doing, and
+        # not what the test asks: it runs again, up to three runs in all, saying so.
+        print("[cluster] mpirun itself died of a signal (an Open MPI crash): the test runs again, "
               "on a fresh cluster", flush=True)
     return run_example.report(failures)
 
