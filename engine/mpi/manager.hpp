@@ -157,6 +157,8 @@ class Manager {
   // sent to ranks; a task whose rank died, queued again or failed.
   bool send_task_cancels_locked();
   void lose_task_locked(Task& task, const std::exception_ptr& error, bool retry, std::vector<Completion>& done);
+  // Lets go of a task's sends to a lost rank, keeping its bytes for good (graveyard_), if it has any.
+  void bury_locked(Task& task);
   // Queues a task sent to a lost rank again, from its place in the queue;
   // `ran`: it may have run there (it uses up one of its retries).
   void requeue_locked(Task& task, bool ran);

@@ -80,12 +80,15 @@ void Manager::lose_task_locked(Task& task, const std::exception_ptr& error, bool
     return;
   }
   if (!task.abandoned) fail_later(task, counting_attempts(error, task.attempts), done);
-  if (!task.sends.empty()) {
-    // Its sends may never complete: their buffers must stay.
-    for (MPI_Request& r : task.sends) MPI_Request_free(&r);
-    task.sends.clear();
-    graveyard_.push_back(std::move(task));
-  }
+  bury_locked(task);
+}
+
+void Manager::bury_locked(Task& task) {
+  if (task.sends.empty()) return;
+  // Sends to a lost rank may never complete: their buffers must stay.
+  for (MPI_Request& r : task.sends) MPI_Request_free(&r);
+  task.sends.clear();
+  graveyard_.push_back(std::move(task));
 }
 
 bool Manager::keeps_bytes(const Worker& worker, const Task& task) const noexcept {
@@ -93,10 +96,6 @@ bool Manager::keeps_bytes(const Worker& worker, const Task& task) const noexcept
 }
 
 void Manager::requeue_locked(Task& task, bool ran) {
-  // Its sends to the lost rank may never complete: their buffers must stay.
-  const bool sends_out = !task.sends.empty();
-  for (MPI_Request& r : task.sends) MPI_Request_free(&r);
-  task.sends.clear();
   // Runs again on another rank, from its place in the queue (its priority and id).
   Task again;
   again.header = task.header;
@@ -106,15 +105,15 @@ void Manager::requeue_locked(Task& task, bool ran) {
   again.priority = task.priority;
   again.retries_left = ran ? task.retries_left - 1 : task.retries_left;
   again.attempts = ran ? task.attempts : task.attempts - 1;
-  if (!sends_out) {
+  if (task.sends.empty()) {
     again.message = std::move(task.message);
     again.mapped = std::move(task.mapped);
   } else {
-    // The dead rank's sends keep the original bytes: the new attempt gets a copy.
+    // The lost rank's sends keep the original bytes: the new attempt gets a copy.
     again.message.resize(sizeof(MessageHeader) + task.header.size);
     std::memcpy(again.message.data() + sizeof(MessageHeader), task.payload(), task.header.size);
-    graveyard_.push_back(std::move(task));
   }
+  bury_locked(task);
   backlog_.push(std::move(again));
 }
 

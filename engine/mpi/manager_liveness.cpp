@@ -154,8 +154,7 @@ void Manager::lose_worker_locked(Worker& worker, const std::exception_ptr& error
       ++it;
       continue;
     }
-    for (MPI_Request& r : it->sends) MPI_Request_free(&r);
-    graveyard_.push_back(std::move(*it));
+    bury_locked(*it);
     it = draining_.erase(it);
   }
   for (auto it = control_sends_.begin(); it != control_sends_.end();) {
