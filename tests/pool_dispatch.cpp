@@ -1,7 +1,8 @@
 // Dispatch from the backlog when room in a worker's ring appears without a
 // result: a worker that skips cancelled (or stolen) frames frees room that
-// no result announces. Workers are stopped with SIGSTOP to stand for workers
-// the scheduler starves, so the rings fill with frames no one will run.
+// no result announces; and after close(), a worker that runs dry still takes
+// a busy one's tasks. Workers are stopped with SIGSTOP to stand for workers
+// the scheduler starves (or a long task), so their rings hold frames no one runs.
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -9,6 +10,7 @@
 #include <cstddef>
 #include <procpool/procpool.hpp>
 #include <sys/types.h>
+#include <unistd.h>
 #include <vector>
 
 #include "support.hpp"
@@ -18,6 +20,8 @@ using namespace std::chrono_literals;
 namespace {
 
 std::size_t length(const std::vector<char>& bytes) { return bytes.size(); }
+
+pid_t worker_pid(int) { return ::getpid(); }
 
 // 40 KiB: a ring (256 KiB) holds about six; the rest wait in the backlog.
 std::vector<char> payload() { return std::vector<char>(std::size_t{40} << 10, 'x'); }
@@ -80,4 +84,32 @@ TEST_CASE("dispatch - a task goes to a worker with room, not to a less loaded on
   signal_all({pids[0]}, SIGCONT);
   REQUIRE(ran);
   CHECK(late.get() == payload().size());
+}
+
+TEST_CASE("dispatch - after close(), a worker that runs dry takes the tasks a held-up worker has not started" *
+          doctest::timeout(60)) {
+  procpool::Pool pool(2);
+  const std::vector<pid_t> pids = pool.worker_pids();
+  REQUIRE(pids.size() == 2);
+  stop_all({pids[0]});
+  // Half go to each ring; close() right away, the usual apply_async, close,
+  // join. A stop queued behind slot 1's tasks (or sent to it idle) would
+  // leave slot 0's five to its held-up worker.
+  std::vector<procpool::AsyncResult<pid_t>> results;
+  for (int i = 0; i < 10; ++i) results.push_back(pool.apply_async(worker_pid, i));
+  pool.close();
+  // The last task in slot 0's ring stays there: a busy worker keeps one.
+  const bool taken = test_support::eventually(
+      [&] {
+        int ready = 0;
+        for (const auto& r : results) ready += r.ready() ? 1 : 0;
+        return ready >= 9;
+      },
+      20s);
+  signal_all({pids[0]}, SIGCONT);
+  CHECK(taken);
+  pool.join();
+  int on_free_worker = 0;
+  for (auto& r : results) on_free_worker += r.get() == pids[1] ? 1 : 0;
+  CHECK(on_free_worker >= 9);
 }

@@ -113,8 +113,9 @@ bool ResultDrainer::drain_all(bool changed) {
   if (lifecycle_.phase_locked() == Lifecycle::Phase::terminated) return progressed;
   table_.dispatch_backlog_locked();
   table_.forget_released_blocks_locked();
-  if (progressed) table_.steal_for_idle_workers_locked();
   const bool closing = lifecycle_.phase_locked() == Lifecycle::Phase::closing;
+  // Closing, an idle worker gets no stop while it could take a busy one's tasks.
+  if (progressed || closing) table_.steal_for_idle_workers_locked();
   // A deferred task (waiting for its arguments) may still be queued.
   if (closing && table_.backlog_empty_locked() && lifecycle_.deferred_locked() == 0) {
     table_.send_stops_locked();

@@ -123,9 +123,18 @@ void SlotTable::dispatch_backlog_locked() {
 }
 
 void SlotTable::send_stops_locked() {
+  // Only a worker that has run dry is told to stop, and none while a busy
+  // one holds tasks it has not started: a stop queued behind a worker's
+  // tasks, or sent before it took its share, would leave the rest to one
+  // worker (ten 0.1 s tasks on two workers then took 1 s, not 0.5 s).
+  // Its last result brings the drainer back here. inflight shrinks only
+  // behind our back, so an empty one read here stays empty.
+  const auto busy = [](const WorkerSlot& s) { return s.state == WorkerSlot::State::running && s.inflight.size() >= 2; };
+  if (std::any_of(slots_.begin(), slots_.end(), busy)) return;
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     WorkerSlot& s = slots_[i];
-    if (s.state == WorkerSlot::State::running && !s.stop_sent && s.tasks.push(FrameKind::stop, 0, 0, nullptr, 0)) {
+    if (s.state == WorkerSlot::State::running && !s.stop_sent && s.inflight.empty() &&
+        s.tasks.push(FrameKind::stop, 0, 0, nullptr, 0)) {
       s.stop_sent = true;
       region_.slot(static_cast<int>(i)).tasks_bell.ring();
     }

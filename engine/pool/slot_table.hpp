@@ -139,6 +139,7 @@ class SlotTable {
     int slot = -1;  // where it runs
   };
   Cancel cancel_locked(std::uint64_t ref, bool stop_running = true);
+  // A stop to each worker that has run dry, once no busy one has tasks to give.
   void send_stops_locked();
   // Moves tasks a busy worker has not started to a worker with none.
   void steal_for_idle_workers_locked();
