@@ -27,10 +27,12 @@ struct Beat {
   std::uint64_t token = 0;
 };
 
-// This host's IPv4 addresses, loopback last (it reaches a rank only on rank 0's own host).
-void own_addresses(HeartbeatAddress& address) {
+}  // namespace
+
+HeartbeatAddress this_host_address(std::uint16_t port) noexcept {
+  HeartbeatAddress address;
   ifaddrs* list = nullptr;
-  if (::getifaddrs(&list) != 0) return;
+  if (::getifaddrs(&list) != 0) return address;
   for (int pass = 0; pass < 2; ++pass) {
     for (const ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
       if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET || (a->ifa_flags & IFF_UP) == 0) continue;
@@ -42,9 +44,9 @@ void own_addresses(HeartbeatAddress& address) {
     }
   }
   ::freeifaddrs(list);
+  address.port = port;
+  return address;
 }
-
-}  // namespace
 
 HeartbeatResponder::HeartbeatResponder(int rank) noexcept {
   procpool::detail::UniqueFd socket(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
@@ -57,9 +59,11 @@ HeartbeatResponder::HeartbeatResponder(int rank) noexcept {
       ::getsockname(socket.get(), reinterpret_cast<sockaddr*>(&any), &length) != 0) {
     return;
   }
-  own_addresses(address_);
-  if (address_.count == 0) return;
-  address_.port = any.sin_port;
+  address_ = this_host_address(any.sin_port);
+  if (address_.count == 0) {
+    address_.port = 0;
+    return;
+  }
   try {
     bell_ = std::make_shared<RemoteBell>();
     // Blocked in recvfrom until a ping comes: no CPU while rank 0 does not

@@ -33,6 +33,10 @@ struct HeartbeatAddress {
   std::uint16_t count = 0;
 };
 
+// This host's IPv4 addresses (loopback last: it reaches a process only on
+// this host) and `port`; count 0 if it has none.
+HeartbeatAddress this_host_address(std::uint16_t port) noexcept;
+
 // Without the bells (rank 0 on another host), a rank polls MPI this long after
 // its last message, then sleeps on its RemoteBell; rank 0 rings it when it
 // sends after a pause of remote_ring_after (Manager::posted). The margin

@@ -17,6 +17,7 @@
 #include "engine/ipc/memfd_store.hpp"
 #include "engine/sys/constants.hpp"
 #include "engine/mpi/heartbeat.hpp"
+#include "engine/mpi/lifeline.hpp"
 #include "engine/mpi/rank_bells.hpp"
 #include "engine/mpi/rank_blocks.hpp"
 #include "engine/mpi/rank_serve.hpp"
@@ -103,13 +104,20 @@ void Runtime::start(int* argc, char*** argv, RuntimeOptions options) {
   if (impl_->rank != 0) mine.heartbeat = responder.emplace(impl_->rank).address();
   std::vector<detail::Hello> all(impl_->rank == 0 ? static_cast<std::size_t>(impl_->ranks) : 0);
   check(MPI_Gather(&mine, sizeof mine, MPI_BYTE, all.data(), sizeof mine, MPI_BYTE, 0, impl_->comm), "MPI_Gather");
+  // Where the worker ranks connect to learn of rank 0's end (lifeline.hpp).
+  detail::LifelineAddress lifeline;
+  if (impl_->rank == 0 && impl_->ranks > 1) lifeline = detail::start_lifeline_listener();
+  check(MPI_Bcast(&lifeline, sizeof lifeline, MPI_BYTE, 0, impl_->comm), "MPI_Bcast");
 
   if (impl_->rank != 0) {
     int status = 0;
     bool rank_lost = false;
+    detail::Lifeline rank0(lifeline, impl_->rank);
     try {
       rank_lost = detail::serve(impl_->comm, impl_->max_message, impl_->bells, impl_->rank, responder->bell());
+      rank0.disarm();  // rank 0 said goodbye
     } catch (const std::exception& e) {
+      rank0.disarm();
       std::fprintf(stderr, "procpool::mpi: worker rank %d: %s\n", impl_->rank, e.what());
       MPI_Abort(MPI_COMM_WORLD, 1);
       status = 1;

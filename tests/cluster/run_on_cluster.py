@@ -160,10 +160,7 @@ def run(args, prefix):
             failures.append("exit code 0, expected another")
     elif proc.returncode != args.exit_code:
         failures.append(f"exit code {proc.returncode}, expected {args.exit_code}")
-    failures += run_example.check(args, out)
-    for pattern in args.expect_stderr:
-        if not re.search(pattern, err, re.MULTILINE):
-            failures.append(f"expected on stderr {pattern!r}")
+    failures += run_example.check(args, out) + run_example.check_stderr(args, err)
     for hook in hooks:
         if not hook["done"]:
             failures.append(f"--on {hook['re']!r} never matched: {hook['action']!r} not done")

@@ -11,6 +11,7 @@ Checks (each may repeat; patterns are Python regexes, multiline):
   --equal RE1 RE2        group 1 of the first match of each is the same text
   --value-below RE X     group 1 of RE, a number, is < X
   --value-at-least RE X  group 1 of RE, a number, is >= X
+  --expect-stderr RE     RE occurs in stderr
   --exit-code N          the program's exit status (default 0)
   --stdin TEXT           fed to the program's standard input
   --timeout S            seconds before the program is killed (default 30)
@@ -169,9 +170,15 @@ def check(args, out):
     return failures
 
 
+def check_stderr(args, err):
+    return [f"expected on stderr {pattern!r}" for pattern in args.expect_stderr
+            if not re.search(pattern, err, re.MULTILINE)]
+
+
 def main():
     parser = argparse.ArgumentParser(usage=__doc__)
     parser.add_argument("--expect", action="append", default=[])
+    parser.add_argument("--expect-stderr", action="append", default=[])
     parser.add_argument("--reject", action="append", default=[])
     parser.add_argument("--count", nargs=2, action="append", default=[])
     parser.add_argument("--before", nargs=2, action="append", default=[])
@@ -204,7 +211,7 @@ def main():
     print(f"$ {shlex.join(args.command)}\n--- stdout ---\n{out}--- stderr ---\n{err}--- exit code {proc.returncode}")
     if proc.returncode != args.exit_code:
         failures.append(f"exit code {proc.returncode}, expected {args.exit_code}")
-    failures += check(args, out)
+    failures += check(args, out) + check_stderr(args, err)
 
     alive = leftovers(grace=2.0)
     for pid, (state, comm) in alive.items():

@@ -7,8 +7,12 @@
 //   retry:   under mpirun -n 5 --enable-recovery: TaskOptions::retries. A task
 //            that kills its first rank succeeds on another; one that kills
 //            every rank it runs on fails after 1 + retries attempts.
+//   rank0:   under mpirun --enable-recovery, rank 0 SIGKILLs itself mid-map:
+//            the worker ranks, mid-task, say they lost rank 0 and leave, so
+//            the job ends (Open MPI tells them nothing in that mode).
 #include <fcntl.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -16,6 +20,7 @@
 #include <procpool/mpi.hpp>
 #include <thread>
 #include <unistd.h>
+#include <vector>
 
 namespace {
 
@@ -39,6 +44,24 @@ int kill_first_rank(std::string marker, int value) {
     ::raise(SIGKILL);
   }
   return value;
+}
+
+int slow_square(int x) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  return x * x;
+}
+
+int rank0_dies(procpool::mpi::Pool& pool) {
+  int seen = 0;
+  for (const int v : pool.imap(slow_square, std::vector<int>(24, 3))) {
+    if (v == 9 && ++seen == 3) {
+      std::printf("rank 0 dies mid-map\n");
+      std::fflush(stdout);
+      ::raise(SIGKILL);
+    }
+  }
+  std::printf("still running\n");
+  return 0;
 }
 
 int retry(procpool::mpi::Pool& pool) {
@@ -69,6 +92,7 @@ int main(int argc, char** argv) {
   procpool::mpi::Pool pool;
   std::printf("pool of %d\n", pool.size());
   if (argc > 1 && std::strcmp(argv[1], "retry") == 0) return retry(pool);
+  if (argc > 1 && std::strcmp(argv[1], "rank0") == 0) return rank0_dies(pool);
   auto doomed = pool.apply_async(kill_own_rank, 0);
   std::printf("submitted\n");
   try {
